@@ -1,0 +1,894 @@
+//! Loading a workflow: YAML text → [`Node`] tree → validated [`Workflow`].
+//!
+//! Validation never stops at the first problem: it walks the whole file and
+//! returns every [`Diagnostic`], each with `file:line:col` and the field, so
+//! that one `runbook validate` shows all there is to fix. Nothing runs until
+//! a workflow loads without diagnostics.
+
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Diagnostics, Position, did_you_mean};
+use crate::duration::parse_duration;
+use crate::ids::{StepId, check_workflow_name};
+use crate::model::{
+    DEFAULT_MAX_PARALLEL, InputSpec, InputType, RetryPolicy, ScheduleSpec, StepSpec, Workflow,
+};
+use crate::schedule::{parse_cron, parse_timezone};
+use crate::step::{ConfigCheck, Registry};
+use crate::template::{TemplateProblem, Templates};
+use crate::yaml::{self, Key, Node, Value};
+
+/// A workflow that passed validation, with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedWorkflow {
+    pub workflow: Workflow,
+    /// sha256 of the file's bytes.
+    pub source_hash: String,
+    pub path: PathBuf,
+}
+
+/// Reads and validates a workflow file.
+pub fn load_file(path: &Path, registry: &Registry) -> Result<LoadedWorkflow, Diagnostics> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::new(path, Position::default(), "", format!("cannot read the file: {e}"))])
+    })?;
+    load_str(path, &source, registry)
+}
+
+/// Validates workflow text; `path` is used in messages.
+pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<LoadedWorkflow, Diagnostics> {
+    let root = yaml::parse(source)
+        .map_err(|e| Diagnostics(vec![Diagnostic::new(path, e.position, "", e.message)]))?;
+    let mut checker = Checker { file: path, registry, diagnostics: Vec::new(), templates: Templates::new() };
+    let workflow = checker.workflow(&root);
+    match workflow {
+        Some(workflow) if checker.diagnostics.is_empty() => Ok(LoadedWorkflow {
+            workflow,
+            source_hash: hex::encode(Sha256::digest(source.as_bytes())),
+            path: path.to_path_buf(),
+        }),
+        _ => {
+            let mut diagnostics = checker.diagnostics;
+            diagnostics.sort_by(|a, b| a.position.cmp(&b.position));
+            diagnostics.dedup();
+            Err(Diagnostics(diagnostics))
+        }
+    }
+}
+
+const WORKFLOW_KEYS: &[&str] = &["name", "description", "inputs", "secrets", "steps", "schedule", "max_parallel"];
+const INPUT_KEYS: &[&str] = &["type", "required", "default", "description"];
+const STEP_KEYS: &[&str] = &[
+    "id",
+    "description",
+    "needs",
+    "if",
+    "timeout",
+    "retry",
+    "continue_on_error",
+    "idempotent",
+    "outputs",
+    "env",
+];
+const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter"];
+const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "inputs", "overlap", "catch_up"];
+
+struct Checker<'a> {
+    file: &'a Path,
+    registry: &'a Registry,
+    diagnostics: Vec<Diagnostic>,
+    templates: Templates,
+}
+
+/// A step as read, before the graph checks.
+struct DraftStep {
+    spec: StepSpec,
+    position: Position,
+    field: String,
+    /// Positions of the `needs` entries, for messages about them.
+    needs_positions: Vec<Position>,
+    /// Every template in the step with where it is and which locals it may use.
+    templates: Vec<TemplateSite>,
+    condition_position: Option<Position>,
+    output_locals: &'static [&'static str],
+}
+
+struct TemplateSite {
+    field: String,
+    position: Position,
+    source: String,
+    /// In `outputs`, the kind's locals (`stdout`, `json`) are in scope.
+    in_outputs: bool,
+}
+
+impl<'a> Checker<'a> {
+    fn error(&mut self, position: Position, field: impl Into<String>, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic::new(self.file, position, field, message));
+    }
+
+    /// The entries of a mapping, or an error naming what was expected.
+    fn mapping<'n>(&mut self, node: &'n Node, field: &str, what: &str) -> Option<&'n [(Key, Node)]> {
+        match &node.value {
+            Value::Map(entries) => Some(entries),
+            other => {
+                self.error(node.position, field, format!("expected {what}, found {}", other.kind_name()));
+                None
+            }
+        }
+    }
+
+    fn unknown_key(&mut self, key: &Key, field: &str, known: &[&str]) {
+        let hint = match did_you_mean(&key.name, known.iter().copied()) {
+            Some(suggestion) => format!(" (did you mean `{suggestion}`?)"),
+            None => format!("; expected one of: {}", known.join(", ")),
+        };
+        let field = join(field, &key.name);
+        self.error(key.position, field, format!("unknown key `{}`{hint}", key.name));
+    }
+
+    fn string(&mut self, node: &Node, field: &str) -> Option<String> {
+        match &node.value {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.error(node.position, field, format!("expected a string, found {}", other.kind_name()));
+                None
+            }
+        }
+    }
+
+    /// A scalar written as text: strings as they are, numbers and booleans as written.
+    fn scalar_text(&mut self, node: &Node, field: &str) -> Option<String> {
+        match node.scalar_text() {
+            Some(text) if !matches!(node.value, Value::Null) => Some(text),
+            _ => {
+                self.error(node.position, field, format!("expected a string, found {}", node.value.kind_name()));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, field: &str) -> Option<bool> {
+        match &node.value {
+            Value::Bool(b) => Some(*b),
+            other => {
+                self.error(node.position, field, format!("expected true or false, found {}", other.kind_name()));
+                None
+            }
+        }
+    }
+
+    fn duration_ms(&mut self, node: &Node, field: &str) -> Option<u64> {
+        let text = self.scalar_text(node, field)?;
+        match parse_duration(&text) {
+            Ok(d) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            Err(message) => {
+                self.error(node.position, field, message);
+                None
+            }
+        }
+    }
+
+    fn workflow(&mut self, root: &Node) -> Option<Workflow> {
+        let entries = self.mapping(root, "", "a mapping with `name` and `steps`")?;
+        let mut name = None;
+        let mut description = String::new();
+        let mut inputs = Vec::new();
+        let mut secrets = Vec::new();
+        let mut steps_node = None;
+        let mut schedules = Vec::new();
+        let mut max_parallel = DEFAULT_MAX_PARALLEL;
+        for (key, value) in entries {
+            match key.name.as_str() {
+                "name" => {
+                    if let Some(text) = self.string(value, "name") {
+                        match check_workflow_name(&text) {
+                            Ok(()) => name = Some(text),
+                            Err(message) => self.error(value.position, "name", message),
+                        }
+                    }
+                }
+                "description" => description = self.string(value, "description").unwrap_or_default(),
+                "inputs" => inputs = self.inputs(value),
+                "secrets" => secrets = self.secrets(value),
+                "steps" => steps_node = Some(value),
+                "schedule" => schedules = self.schedules(value),
+                "max_parallel" => match &value.value {
+                    Value::Int(n) if *n >= 1 => max_parallel = usize::try_from(*n).unwrap_or(usize::MAX),
+                    _ => self.error(value.position, "max_parallel", "expected a whole number of at least 1"),
+                },
+                _ => self.unknown_key(key, "", WORKFLOW_KEYS),
+            }
+        }
+        if name.is_none() && !entries.iter().any(|(k, _)| k.name == "name") {
+            self.error(root.position, "name", "missing key `name`: every workflow has a name ([a-z0-9-]+)");
+        }
+        let steps = match steps_node {
+            Some(node) => self.steps(node, &inputs),
+            None => {
+                self.error(root.position, "steps", "missing key `steps`: a workflow needs at least one step");
+                Vec::new()
+            }
+        };
+        for schedule in &schedules {
+            for input in schedule.inputs.keys() {
+                if !inputs.iter().any(|i: &InputSpec| &i.name == input) {
+                    self.error(root.position, "schedule", format!("schedule passes unknown input `{input}`"));
+                }
+            }
+        }
+        Some(Workflow { name: name?, description, inputs, secrets, steps, schedules, max_parallel })
+    }
+
+    fn inputs(&mut self, node: &Node) -> Vec<InputSpec> {
+        let Some(entries) = self.mapping(node, "inputs", "a mapping of input names to their types") else {
+            return Vec::new();
+        };
+        let mut inputs = Vec::new();
+        for (key, value) in entries {
+            let field = format!("inputs.{}", key.name);
+            if StepId::new(&key.name).is_err() {
+                self.error(
+                    key.position,
+                    &field,
+                    format!("`{}` is not a valid input name: use lowercase letters, digits and `_`", key.name),
+                );
+            }
+            if let Some(spec) = self.input(&key.name, value, &field) {
+                inputs.push(spec);
+            }
+        }
+        inputs
+    }
+
+    fn input(&mut self, name: &str, node: &Node, field: &str) -> Option<InputSpec> {
+        // `port: int` is short for `port: { type: int }`.
+        if let Value::String(type_name) = &node.value {
+            let input_type = self.input_type(type_name, node.position, field)?;
+            return Some(InputSpec {
+                name: name.to_owned(),
+                input_type,
+                required: true,
+                default: None,
+                description: String::new(),
+            });
+        }
+        let entries = self.mapping(node, field, "a mapping with `type` (and `required`, `default`, `description`)")?;
+        let mut input_type = None;
+        let mut required = None;
+        let mut default = None;
+        let mut description = String::new();
+        let mut type_seen = false;
+        for (key, value) in entries {
+            let sub = join(field, &key.name);
+            match key.name.as_str() {
+                "type" => {
+                    type_seen = true;
+                    if let Some(text) = self.string(value, &sub) {
+                        input_type = self.input_type(&text, value.position, &sub);
+                    }
+                }
+                "required" => required = self.boolean(value, &sub),
+                "default" => default = Some(value),
+                "description" => description = self.string(value, &sub).unwrap_or_default(),
+                _ => self.unknown_key(key, field, INPUT_KEYS),
+            }
+        }
+        if !type_seen {
+            self.error(node.position, field, format!("missing key `type`: one of {}", InputType::NAMES.join(", ")));
+        }
+        let input_type = input_type?;
+        let default = match default {
+            Some(value_node) => match input_type.check_value(&value_node.to_json()) {
+                Ok(value) => Some(value),
+                Err(message) => {
+                    self.error(value_node.position, join(field, "default"), message);
+                    return None;
+                }
+            },
+            None => None,
+        };
+        if required == Some(true) && default.is_some() {
+            self.error(node.position, field, "an input with a default is not required; drop one of the two");
+        }
+        let required = required.unwrap_or(default.is_none());
+        Some(InputSpec { name: name.to_owned(), input_type, required, default, description })
+    }
+
+    fn input_type(&mut self, name: &str, position: Position, field: &str) -> Option<InputType> {
+        let found = InputType::from_name(name);
+        if found.is_none() {
+            let hint = did_you_mean(name, InputType::NAMES).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            self.error(
+                position,
+                field,
+                format!("unknown input type `{name}`{hint}; expected one of {}", InputType::NAMES.join(", ")),
+            );
+        }
+        found
+    }
+
+    fn secrets(&mut self, node: &Node) -> Vec<String> {
+        let Value::Seq(items) = &node.value else {
+            self.error(node.position, "secrets", "expected a list of environment variable names");
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("secrets[{i}]");
+            let Some(name) = self.string(item, &field) else { continue };
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if valid {
+                names.push(name);
+            } else {
+                self.error(item.position, field, format!("`{name}` is not an environment variable name"));
+            }
+        }
+        names
+    }
+
+    fn schedules(&mut self, node: &Node) -> Vec<ScheduleSpec> {
+        match &node.value {
+            Value::Seq(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.schedule(item, &format!("schedule[{i}]")))
+                .collect(),
+            _ => self.schedule(node, "schedule").into_iter().collect(),
+        }
+    }
+
+    fn schedule(&mut self, node: &Node, field: &str) -> Option<ScheduleSpec> {
+        if let Value::String(expression) = &node.value {
+            return self.cron(expression, node.position, field).map(|cron| ScheduleSpec {
+                cron,
+                timezone: None,
+                inputs: BTreeMap::new(),
+                overlap: None,
+                catch_up: None,
+            });
+        }
+        let entries = self.mapping(node, field, "a cron expression or a mapping with `cron`")?;
+        let mut spec = ScheduleSpec { cron: String::new(), timezone: None, inputs: BTreeMap::new(), overlap: None, catch_up: None };
+        let mut ok = true;
+        for (key, value) in entries {
+            let sub = join(field, &key.name);
+            match key.name.as_str() {
+                "cron" => match self.string(value, &sub) {
+                    Some(expression) => match self.cron(&expression, value.position, &sub) {
+                        Some(cron) => spec.cron = cron,
+                        None => ok = false,
+                    },
+                    None => ok = false,
+                },
+                "timezone" => {
+                    if let Some(name) = self.string(value, &sub) {
+                        match parse_timezone(&name) {
+                            Ok(_) => spec.timezone = Some(name),
+                            Err(message) => {
+                                self.error(value.position, &sub, message);
+                                ok = false;
+                            }
+                        }
+                    }
+                }
+                "inputs" => {
+                    if let Some(inputs) = self.mapping(value, &sub, "a mapping of input values") {
+                        spec.inputs = inputs.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect();
+                    }
+                }
+                "overlap" => {
+                    spec.overlap =
+                        self.one_of(value, &sub, &["skip", "queue_one", "allow", "cancel_previous"]);
+                }
+                "catch_up" => spec.catch_up = self.one_of(value, &sub, &["once", "none"]),
+                _ => self.unknown_key(key, field, SCHEDULE_KEYS),
+            }
+        }
+        if spec.cron.is_empty() && ok {
+            self.error(node.position, field, "missing key `cron`");
+            return None;
+        }
+        ok.then_some(spec)
+    }
+
+    fn one_of(&mut self, node: &Node, field: &str, allowed: &[&str]) -> Option<String> {
+        let text = self.string(node, field)?;
+        if allowed.contains(&text.as_str()) {
+            Some(text)
+        } else {
+            self.error(node.position, field, format!("`{text}` is not one of {}", allowed.join(", ")));
+            None
+        }
+    }
+
+    fn cron(&mut self, expression: &str, position: Position, field: &str) -> Option<String> {
+        match parse_cron(expression) {
+            Ok(_) => Some(expression.trim().to_owned()),
+            Err(message) => {
+                self.error(position, field, message);
+                None
+            }
+        }
+    }
+
+    fn steps(&mut self, node: &Node, inputs: &[InputSpec]) -> Vec<StepSpec> {
+        let Value::Seq(items) = &node.value else {
+            self.error(node.position, "steps", format!("expected a list of steps, found {}", node.value.kind_name()));
+            return Vec::new();
+        };
+        if items.is_empty() {
+            self.error(node.position, "steps", "a workflow needs at least one step");
+            return Vec::new();
+        }
+        let drafts: Vec<DraftStep> =
+            items.iter().enumerate().filter_map(|(i, item)| self.step(item, &format!("steps[{i}]"))).collect();
+        let complete = drafts.len() == items.len();
+
+        // Ids are unique.
+        let mut seen: HashMap<&StepId, &DraftStep> = HashMap::new();
+        for draft in &drafts {
+            if let Some(first) = seen.get(&draft.spec.id) {
+                let message = format!(
+                    "duplicate step id `{}` (first used at line {})",
+                    draft.spec.id, first.position.line
+                );
+                self.error(draft.position, join(&draft.field, "id"), message);
+            } else {
+                seen.insert(&draft.spec.id, draft);
+            }
+        }
+        // Needs name existing steps, other than the step itself.
+        let ids: Vec<&str> = drafts.iter().map(|d| d.spec.id.as_str()).collect();
+        let mut graph_ok = complete;
+        for draft in &drafts {
+            for (i, need) in draft.spec.needs.iter().enumerate() {
+                let position = draft.needs_positions.get(i).copied().unwrap_or(draft.position);
+                let field = format!("{}.needs", draft.field);
+                if need == &draft.spec.id {
+                    self.error(position, field, format!("step `{need}` needs itself"));
+                    graph_ok = false;
+                } else if !seen.contains_key(need) {
+                    let hint = did_you_mean(need.as_str(), ids.iter().copied())
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    self.error(position, field, format!("unknown step `{need}` in needs{hint}"));
+                    graph_ok = false;
+                }
+            }
+        }
+        if graph_ok {
+            if let Some(cycle) = find_cycle(&drafts) {
+                let first = &drafts[cycle[0]];
+                let names: Vec<&str> = cycle.iter().map(|&i| drafts[i].spec.id.as_str()).chain([first.spec.id.as_str()]).collect();
+                self.error(first.position, format!("{}.needs", first.field), format!("the steps form a cycle: {}", names.join(" -> ")));
+                graph_ok = false;
+            }
+        }
+        if graph_ok {
+            let ancestors = ancestors(&drafts);
+            for (index, draft) in drafts.iter().enumerate() {
+                self.step_references(draft, &ancestors[index], &drafts, inputs);
+            }
+        }
+        drafts.into_iter().map(|d| d.spec).collect()
+    }
+
+    fn step(&mut self, node: &Node, field: &str) -> Option<DraftStep> {
+        let entries = self.mapping(node, field, "a step (a mapping with `id` and a kind such as `run`)")?;
+        let mut id = None;
+        let mut description = String::new();
+        let mut needs = Vec::new();
+        let mut needs_positions = Vec::new();
+        let mut condition = None;
+        let mut condition_position = None;
+        let mut timeout_ms = None;
+        let mut retry = RetryPolicy::default();
+        let mut continue_on_error = false;
+        let mut idempotent = None;
+        let mut outputs = Vec::new();
+        let mut env = Vec::new();
+        let mut kinds: Vec<(&Key, &Node)> = Vec::new();
+        let mut templates = Vec::new();
+        let mut ok = true;
+        for (key, value) in entries {
+            let sub = join(field, &key.name);
+            match key.name.as_str() {
+                "id" => {
+                    if let Some(text) = self.scalar_text(value, &sub) {
+                        match StepId::new(&text) {
+                            Ok(step_id) => id = Some(step_id),
+                            Err(message) => self.error(value.position, &sub, message),
+                        }
+                    }
+                }
+                "description" => description = self.string(value, &sub).unwrap_or_default(),
+                "needs" => {
+                    let items: Vec<&Node> = match &value.value {
+                        Value::Seq(items) => items.iter().collect(),
+                        _ => vec![value],
+                    };
+                    for item in items {
+                        let Some(text) = self.scalar_text(item, &sub) else {
+                            ok = false;
+                            continue;
+                        };
+                        match StepId::new(&text) {
+                            Ok(need) => {
+                                needs.push(need);
+                                needs_positions.push(item.position);
+                            }
+                            Err(message) => {
+                                self.error(item.position, &sub, message);
+                                ok = false;
+                            }
+                        }
+                    }
+                }
+                "if" => {
+                    if let Some(text) = self.scalar_text(value, &sub) {
+                        let expression = strip_braces(&text).to_owned();
+                        match self.templates.expression_variables(&expression) {
+                            Ok(_) => {
+                                condition = Some(expression);
+                                condition_position = Some(value.position);
+                            }
+                            Err(problem) => {
+                                self.error(value.position, &sub, format!("malformed condition `{text}`: {problem}"));
+                                ok = false;
+                            }
+                        }
+                    }
+                }
+                "timeout" => match self.duration_ms(value, &sub) {
+                    Some(0) => self.error(value.position, &sub, "a timeout must be longer than 0s"),
+                    Some(ms) => timeout_ms = Some(ms),
+                    None => ok = false,
+                },
+                "retry" => match self.retry(value, &sub) {
+                    Some(policy) => retry = policy,
+                    None => ok = false,
+                },
+                "continue_on_error" => continue_on_error = self.boolean(value, &sub).unwrap_or(false),
+                "idempotent" => idempotent = self.boolean(value, &sub),
+                "outputs" => {
+                    if let Some(items) = self.mapping(value, &sub, "a mapping of output names to templates") {
+                        for (out_key, out_value) in items {
+                            let out_field = join(&sub, &out_key.name);
+                            if StepId::new(&out_key.name).is_err() {
+                                self.error(out_key.position, &out_field, format!("`{}` is not a valid output name: use lowercase letters, digits and `_`", out_key.name));
+                                continue;
+                            }
+                            if let Some(template) = self.scalar_text(out_value, &out_field) {
+                                templates.push(TemplateSite { field: out_field, position: out_value.position, source: template.clone(), in_outputs: true });
+                                outputs.push((out_key.name.clone(), template));
+                            }
+                        }
+                    }
+                }
+                "env" => {
+                    if let Some(items) = self.mapping(value, &sub, "a mapping of environment variable names to values") {
+                        for (env_key, env_value) in items {
+                            let env_field = join(&sub, &env_key.name);
+                            if let Some(template) = self.scalar_text(env_value, &env_field) {
+                                templates.push(TemplateSite { field: env_field, position: env_value.position, source: template.clone(), in_outputs: false });
+                                env.push((env_key.name.clone(), template));
+                            }
+                        }
+                    }
+                }
+                name if self.registry.get(name).is_some() => kinds.push((key, value)),
+                _ => {
+                    let known: Vec<&str> = STEP_KEYS.iter().copied().chain(self.registry.names()).collect();
+                    self.unknown_key(key, field, &known);
+                }
+            }
+        }
+        let label = id.as_ref().map_or_else(|| field.to_owned(), |i| format!("step `{i}`"));
+        if id.is_none() && !entries.iter().any(|(k, _)| k.name == "id") {
+            self.error(node.position, join(field, "id"), "missing key `id`: every step has an id");
+        }
+        let kind_names: Vec<&str> = self.registry.names().collect();
+        let (kind_key, kind_node) = match kinds.as_slice() {
+            [one] => *one,
+            [] => {
+                self.error(node.position, field, format!("{label} has no kind: add one of {}", kind_names.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")));
+                return None;
+            }
+            [first, second, ..] => {
+                self.error(second.0.position, field, format!("{label} has two kinds, `{}` and `{}`: a step does one thing", first.0.name, second.0.name));
+                return None;
+            }
+        };
+        let kind = self.registry.get(&kind_key.name)?.clone();
+        let kind_field = join(field, &kind_key.name);
+        let before = self.diagnostics.len();
+        let config = {
+            let mut check = ConfigCheck::new(self.file, kind_field.clone(), &mut self.diagnostics);
+            kind.check_config(kind_node, &mut check)
+        };
+        if self.diagnostics.len() > before {
+            ok = false;
+        }
+        collect_templates(kind_node, &kind_field, &mut templates);
+        let spec = StepSpec {
+            id: id?,
+            description,
+            needs,
+            condition,
+            kind: kind.name().to_owned(),
+            config,
+            timeout_ms,
+            retry,
+            continue_on_error,
+            idempotent: idempotent.unwrap_or_else(|| kind.idempotent_by_default()),
+            outputs,
+            env,
+        };
+        ok.then_some(DraftStep {
+            spec,
+            position: node.position,
+            field: field.to_owned(),
+            needs_positions,
+            templates,
+            condition_position,
+            output_locals: kind.output_locals(),
+        })
+    }
+
+    fn retry(&mut self, node: &Node, field: &str) -> Option<RetryPolicy> {
+        let mut policy = RetryPolicy::default();
+        // `retry: 3` is short for `retry: { attempts: 3 }`.
+        if let Value::Int(n) = node.value {
+            return self.attempts(n, node.position, &join(field, "attempts")).map(|attempts| RetryPolicy { attempts, ..policy });
+        }
+        let entries = self.mapping(node, field, "a number of attempts or a mapping with `attempts`")?;
+        let mut ok = true;
+        for (key, value) in entries {
+            let sub = join(field, &key.name);
+            match key.name.as_str() {
+                "attempts" => match &value.value {
+                    Value::Int(n) => match self.attempts(*n, value.position, &sub) {
+                        Some(attempts) => policy.attempts = attempts,
+                        None => ok = false,
+                    },
+                    other => {
+                        self.error(value.position, &sub, format!("expected a whole number of at least 1, found {}", other.kind_name()));
+                        ok = false;
+                    }
+                },
+                "delay" => match self.duration_ms(value, &sub) {
+                    Some(ms) => policy.delay_ms = ms,
+                    None => ok = false,
+                },
+                "max_delay" => match self.duration_ms(value, &sub) {
+                    Some(ms) => policy.max_delay_ms = ms,
+                    None => ok = false,
+                },
+                "backoff" => match value.value {
+                    Value::Int(n) if n >= 1 => policy.backoff = n as f64,
+                    Value::Float(f) if f >= 1.0 && f.is_finite() => policy.backoff = f,
+                    _ => {
+                        self.error(value.position, &sub, "expected a number of at least 1.0 (the factor between successive delays)");
+                        ok = false;
+                    }
+                },
+                "jitter" => match self.boolean(value, &sub) {
+                    Some(b) => policy.jitter = b,
+                    None => ok = false,
+                },
+                _ => self.unknown_key(key, field, RETRY_KEYS),
+            }
+        }
+        if policy.max_delay_ms < policy.delay_ms {
+            policy.max_delay_ms = policy.delay_ms;
+        }
+        ok.then_some(policy)
+    }
+
+    fn attempts(&mut self, n: i64, position: Position, field: &str) -> Option<u32> {
+        match u32::try_from(n) {
+            Ok(attempts) if attempts >= 1 => Some(attempts),
+            _ => {
+                self.error(position, field, format!("retry.attempts is {n}: it counts every attempt, the first included, so it is at least 1"));
+                None
+            }
+        }
+    }
+
+    /// Checks that every template and the `if` of a step refer to declared inputs and to ancestor steps.
+    fn step_references(&mut self, draft: &DraftStep, ancestors: &BTreeSet<usize>, drafts: &[DraftStep], inputs: &[InputSpec]) {
+        let scope = Scope { ancestors, drafts, inputs, own: draft };
+        if let (Some(condition), Some(position)) = (&draft.spec.condition, draft.condition_position) {
+            if let Ok(variables) = self.templates.expression_variables(condition) {
+                for variable in variables {
+                    if let Err(message) = scope.check(&variable, false) {
+                        self.error(position, join(&draft.field, "if"), message);
+                    }
+                }
+            }
+        }
+        for site in &draft.templates {
+            match self.templates.template_variables(&site.source) {
+                Ok(variables) => {
+                    for variable in variables {
+                        if let Err(message) = scope.check(&variable, site.in_outputs) {
+                            self.error(site.position, &site.field, message);
+                        }
+                    }
+                }
+                Err(problem) => self.template_problem(site, &problem),
+            }
+        }
+    }
+
+    fn template_problem(&mut self, site: &TemplateSite, problem: &TemplateProblem) {
+        self.error(site.position, &site.field, format!("malformed template: {problem}"));
+    }
+}
+
+/// What a template of one step may refer to.
+struct Scope<'s> {
+    ancestors: &'s BTreeSet<usize>,
+    drafts: &'s [DraftStep],
+    inputs: &'s [InputSpec],
+    own: &'s DraftStep,
+}
+
+impl Scope<'_> {
+    fn check(&self, variable: &str, in_outputs: bool) -> Result<(), String> {
+        let parts: Vec<&str> = variable.split('.').collect();
+        match parts[0] {
+            "inputs" => match parts.get(1) {
+                None => Ok(()),
+                Some(name) if self.inputs.iter().any(|i| i.name == *name) => Ok(()),
+                Some(name) => {
+                    let hint = did_you_mean(name, self.inputs.iter().map(|i| i.name.as_str()))
+                        .map(|s| format!(" (did you mean `inputs.{s}`?)"))
+                        .unwrap_or_default();
+                    Err(format!("unknown input `{name}`{hint}"))
+                }
+            },
+            "steps" => {
+                let Some(name) = parts.get(1) else { return Ok(()) };
+                let Some(index) = self.drafts.iter().position(|d| d.spec.id.as_str() == *name) else {
+                    let hint = did_you_mean(name, self.drafts.iter().map(|d| d.spec.id.as_str()))
+                        .map(|s| format!(" (did you mean `steps.{s}`?)"))
+                        .unwrap_or_default();
+                    return Err(format!("unknown step `{name}`{hint}"));
+                };
+                if !self.ancestors.contains(&index) {
+                    return Err(format!(
+                        "step `{}` refers to `steps.{name}`, which is not among its needs (direct or indirect): add `needs: [{name}]`",
+                        self.own.spec.id
+                    ));
+                }
+                match parts.get(2) {
+                    None | Some(&"outcome") => Ok(()),
+                    Some(&"outputs") => match parts.get(3) {
+                        None => Ok(()),
+                        Some(output) => {
+                            let target = &self.drafts[index].spec;
+                            if target.outputs.iter().any(|(n, _)| n == output) || *output == "exit_code" {
+                                Ok(())
+                            } else {
+                                let hint = did_you_mean(output, target.outputs.iter().map(|(n, _)| n.as_str()))
+                                    .map(|s| format!(" (did you mean `{s}`?)"))
+                                    .unwrap_or_default();
+                                Err(format!("step `{name}` has no output `{output}`{hint}"))
+                            }
+                        }
+                    },
+                    Some(other) => Err(format!("`steps.{name}.{other}`: a step exposes `outcome` and `outputs`")),
+                }
+            }
+            "run" => match parts.get(1) {
+                None | Some(&"id") | Some(&"workflow") => Ok(()),
+                Some(other) => Err(format!("`run.{other}` is unknown: `run` has `id` and `workflow`")),
+            },
+            local if in_outputs && self.own.output_locals.contains(&local) => Ok(()),
+            other => {
+                let mut known = vec!["inputs", "steps", "run"];
+                if in_outputs {
+                    known.extend(self.own.output_locals.iter().copied());
+                }
+                let hint = did_you_mean(other, known.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                Err(format!("unknown variable `{other}`{hint}; templates may use {}", known.join(", ")))
+            }
+        }
+    }
+}
+
+/// Every string under a kind's configuration is a template.
+fn collect_templates(node: &Node, field: &str, out: &mut Vec<TemplateSite>) {
+    match &node.value {
+        Value::String(s) if s.contains("{{") || s.contains("{%") => {
+            out.push(TemplateSite { field: field.to_owned(), position: node.position, source: s.clone(), in_outputs: false });
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_templates(item, &format!("{field}[{i}]"), out);
+            }
+        }
+        Value::Map(entries) => {
+            for (key, value) in entries {
+                collect_templates(value, &join(field, &key.name), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `{{ expr }}` written as an `if` is the same expression.
+fn strip_braces(text: &str) -> &str {
+    let trimmed = text.trim();
+    match trimmed.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) {
+        Some(inner) if !inner.contains("{{") => inner.trim(),
+        _ => trimmed,
+    }
+}
+
+fn join(field: &str, key: &str) -> String {
+    if field.is_empty() { key.to_owned() } else { format!("{field}.{key}") }
+}
+
+/// A cycle in the needs graph as indexes in order, if there is one.
+fn find_cycle(drafts: &[DraftStep]) -> Option<Vec<usize>> {
+    let index: HashMap<&StepId, usize> = drafts.iter().enumerate().map(|(i, d)| (&d.spec.id, i)).collect();
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    let mut state = vec![0u8; drafts.len()];
+    let mut path = Vec::new();
+    fn visit(node: usize, drafts: &[DraftStep], index: &HashMap<&StepId, usize>, state: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        state[node] = 1;
+        path.push(node);
+        for need in &drafts[node].spec.needs {
+            let Some(&next) = index.get(need) else { continue };
+            if state[next] == 1 {
+                let start = path.iter().position(|&p| p == next).unwrap_or(0);
+                // The path runs from dependents to what they need; report it in run order.
+                let mut cycle: Vec<usize> = path[start..].to_vec();
+                cycle.reverse();
+                return Some(cycle);
+            }
+            if state[next] == 0 {
+                if let Some(cycle) = visit(next, drafts, index, state, path) {
+                    return Some(cycle);
+                }
+            }
+        }
+        path.pop();
+        state[node] = 2;
+        None
+    }
+    for start in 0..drafts.len() {
+        if state[start] == 0 {
+            if let Some(cycle) = visit(start, drafts, &index, &mut state, &mut path) {
+                return Some(cycle);
+            }
+        }
+    }
+    None
+}
+
+/// For each step, the indexes of the steps it needs directly or indirectly (the graph has no cycle).
+fn ancestors(drafts: &[DraftStep]) -> Vec<BTreeSet<usize>> {
+    let index: HashMap<&StepId, usize> = drafts.iter().enumerate().map(|(i, d)| (&d.spec.id, i)).collect();
+    let mut result: Vec<Option<BTreeSet<usize>>> = vec![None; drafts.len()];
+    fn compute(node: usize, drafts: &[DraftStep], index: &HashMap<&StepId, usize>, result: &mut Vec<Option<BTreeSet<usize>>>) -> BTreeSet<usize> {
+        if let Some(done) = &result[node] {
+            return done.clone();
+        }
+        let mut set = BTreeSet::new();
+        for need in &drafts[node].spec.needs {
+            if let Some(&parent) = index.get(need) {
+                set.insert(parent);
+                set.extend(compute(parent, drafts, index, result));
+            }
+        }
+        result[node] = Some(set.clone());
+        set
+    }
+    (0..drafts.len()).map(|i| compute(i, drafts, &index, &mut result)).collect()
+}

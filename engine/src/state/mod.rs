@@ -1,0 +1,582 @@
+//! The run state machine: `apply` folds events into a [`RunState`], `decide`
+//! says what should happen next. Both are pure: no IO, no clock (the time is
+//! a parameter), no async. The executor performs the actions and records the
+//! resulting events; a resume is a fold of the log followed by `decide`.
+//!
+//! Step life cycle (phase, event → phase):
+//!
+//! | from                          | event                              | to            |
+//! |-------------------------------|------------------------------------|---------------|
+//! | Pending, WaitingRetry, Orphan | `step_started`                     | Running       |
+//! | Running                       | `step_succeeded`                   | Succeeded     |
+//! | Running                       | `step_failed` with `retry_at`      | WaitingRetry  |
+//! | Running                       | `step_failed` without `retry_at`   | Failed        |
+//! | Pending (condition error)     | `step_failed` (attempt 0)          | Failed        |
+//! | Pending, WaitingRetry, Orphan | `step_skipped`                     | Skipped       |
+//! | Running                       | `run_interrupted`, `run_resumed`   | Orphan        |
+//! | Orphan                        | `run_resumed` naming it in `rerun` | Pending       |
+//! | Orphan, Pending               | `run_resumed` naming it in `skip`  | Skipped       |
+//! | Failed (counting), Skipped    | `run_resumed` of a failed run      | Pending       |
+//!
+//! Run status: `running` from `run_started` and `run_resumed`; `succeeded`,
+//! `failed`, `cancelled`, `needs_attention`, `interrupted` from the events of
+//! those names. A run that is `running` in the log with no live executor is
+//! shown as `interrupted` by the caller, who knows which runs execute.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+
+use crate::event::{Event, EventKind, Outputs, ParentRef, RunStarted};
+use crate::ids::{Attempt, RunId, StepId};
+use crate::model::{StepSpec, Workflow};
+use crate::template::Templates;
+
+/// A run's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+    NeedsAttention,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::NeedsAttention => "needs_attention",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        Some(match text {
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed,
+            "interrupted" => RunStatus::Interrupted,
+            "needs_attention" => RunStatus::NeedsAttention,
+            "cancelled" => RunStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run has ended for good (it can still be resumed when failed).
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled)
+    }
+}
+
+/// Where a step is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepPhase {
+    Pending,
+    Running,
+    /// Failed, with another attempt due at `retry_at`.
+    WaitingRetry,
+    /// Started but unfinished when its executor stopped.
+    Orphan,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepPhase {
+    /// The status users see: `pending`, `running`, `succeeded`, `failed`, `skipped`.
+    pub fn status(self) -> &'static str {
+        match self {
+            StepPhase::Pending | StepPhase::WaitingRetry => "pending",
+            StepPhase::Running | StepPhase::Orphan => "running",
+            StepPhase::Succeeded => "succeeded",
+            StepPhase::Failed => "failed",
+            StepPhase::Skipped => "skipped",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, StepPhase::Succeeded | StepPhase::Failed | StepPhase::Skipped)
+    }
+}
+
+/// What the log says of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepState {
+    pub phase: StepPhase,
+    /// The last attempt started (0 before the first).
+    pub attempt: Attempt,
+    /// Attempts that do not count against the current retry budget (a resume of a failed run grants a fresh one).
+    pub budget_start: u32,
+    pub outputs: Outputs,
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub retry_at: Option<DateTime<Utc>>,
+    pub skip_reason: Option<String>,
+    /// Skipped on an operator's `--skip`: stays skipped when a failed run is resumed.
+    pub skipped_by_operator: bool,
+}
+
+impl StepState {
+    fn new() -> StepState {
+        StepState {
+            phase: StepPhase::Pending,
+            attempt: Attempt(0),
+            budget_start: 0,
+            outputs: Outputs::new(),
+            error: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            retry_at: None,
+            skip_reason: None,
+            skipped_by_operator: false,
+        }
+    }
+
+    /// `success`, `failure` or `skipped` once terminal, as `if` expressions see it.
+    pub fn outcome(&self) -> Option<&'static str> {
+        match self.phase {
+            StepPhase::Succeeded => Some("success"),
+            StepPhase::Failed => Some("failure"),
+            StepPhase::Skipped => Some("skipped"),
+            StepPhase::Pending | StepPhase::Running | StepPhase::WaitingRetry | StepPhase::Orphan => None,
+        }
+    }
+
+    /// Attempts made within the current budget.
+    pub fn attempts_in_budget(&self) -> u32 {
+        self.attempt.0.saturating_sub(self.budget_start)
+    }
+}
+
+/// The fold of a run's events.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub run_id: RunId,
+    pub workflow: Arc<Workflow>,
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    pub source_hash: String,
+    pub source_path: String,
+    pub parent: Option<ParentRef>,
+    pub status: RunStatus,
+    /// In the order of `workflow.steps`.
+    pub steps: Vec<StepState>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why the run needs attention, or was interrupted or cancelled.
+    pub reason: Option<String>,
+    /// Events applied so far (the seq of the last one).
+    pub events: u64,
+}
+
+/// An event that does not fit the state it is applied to: the log is not one this engine wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyError {
+    pub message: String,
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl RunState {
+    /// The state after the first event, which must be `run_started`.
+    pub fn start(run_id: RunId, first: &Event) -> Result<RunState, ApplyError> {
+        let EventKind::RunStarted(started) = &first.kind else {
+            return Err(ApplyError {
+                message: format!("the first event is `{}`, not `run_started`", first.kind.type_name()),
+            });
+        };
+        let RunStarted { workflow, source_hash, source_path, inputs, parent } = started.as_ref();
+        Ok(RunState {
+            run_id,
+            steps: workflow.steps.iter().map(|_| StepState::new()).collect(),
+            workflow: Arc::new(workflow.clone()),
+            inputs: inputs.clone(),
+            source_hash: source_hash.clone(),
+            source_path: source_path.clone(),
+            parent: parent.clone(),
+            status: RunStatus::Running,
+            started_at: first.at,
+            finished_at: None,
+            reason: None,
+            events: 1,
+        })
+    }
+
+    fn index(&self, step: &StepId) -> Result<usize, ApplyError> {
+        self.workflow
+            .step_index(step)
+            .ok_or_else(|| ApplyError { message: format!("event names step `{step}`, which the workflow does not have") })
+    }
+
+    pub fn step(&self, id: &StepId) -> Option<&StepState> {
+        self.workflow.step_index(id).map(|i| &self.steps[i])
+    }
+
+    /// Folds one more event in.
+    pub fn apply(&mut self, event: &Event) -> Result<(), ApplyError> {
+        self.events += 1;
+        match &event.kind {
+            EventKind::RunStarted(_) => {
+                return Err(ApplyError { message: "a second `run_started` in one run".to_owned() });
+            }
+            EventKind::StepStarted { step, attempt } => {
+                let i = self.index(step)?;
+                let state = &mut self.steps[i];
+                if !matches!(state.phase, StepPhase::Pending | StepPhase::WaitingRetry | StepPhase::Orphan) {
+                    return Err(ApplyError { message: format!("step `{step}` started while {:?}", state.phase) });
+                }
+                state.phase = StepPhase::Running;
+                state.attempt = *attempt;
+                state.started_at = Some(event.at);
+                state.finished_at = None;
+                state.retry_at = None;
+            }
+            EventKind::StepSucceeded { step, attempt, outputs, exit_code, .. } => {
+                let i = self.index(step)?;
+                let state = &mut self.steps[i];
+                check_running(state, step, *attempt)?;
+                state.phase = StepPhase::Succeeded;
+                state.outputs = outputs.clone();
+                state.exit_code = *exit_code;
+                state.error = None;
+                state.finished_at = Some(event.at);
+            }
+            EventKind::StepFailed { step, attempt, error, retry_at, exit_code, .. } => {
+                let i = self.index(step)?;
+                let state = &mut self.steps[i];
+                if attempt.0 == 0 {
+                    // A step that could not even start (its condition failed to evaluate).
+                    if state.phase != StepPhase::Pending {
+                        return Err(ApplyError { message: format!("step `{step}` failed to start while {:?}", state.phase) });
+                    }
+                } else {
+                    check_running(state, step, *attempt)?;
+                }
+                state.phase = if retry_at.is_some() { StepPhase::WaitingRetry } else { StepPhase::Failed };
+                state.retry_at = *retry_at;
+                state.error = Some(error.clone());
+                state.exit_code = *exit_code;
+                state.finished_at = Some(event.at);
+            }
+            EventKind::StepSkipped { step, reason } => {
+                let i = self.index(step)?;
+                let state = &mut self.steps[i];
+                if state.phase.is_terminal() || state.phase == StepPhase::Running {
+                    return Err(ApplyError { message: format!("step `{step}` skipped while {:?}", state.phase) });
+                }
+                state.phase = StepPhase::Skipped;
+                state.skip_reason = Some(reason.clone());
+                state.finished_at = Some(event.at);
+            }
+            EventKind::RunSucceeded {} => self.finish(RunStatus::Succeeded, event.at, None),
+            EventKind::RunFailed { .. } => self.finish(RunStatus::Failed, event.at, None),
+            EventKind::RunCancelled { reason } => {
+                self.orphan_running();
+                self.finish(RunStatus::Cancelled, event.at, Some(reason.clone()));
+            }
+            EventKind::RunInterrupted { reason, .. } => {
+                self.orphan_running();
+                self.status = RunStatus::Interrupted;
+                self.reason = Some(reason.clone());
+            }
+            EventKind::RunNeedsAttention { reason, .. } => {
+                self.status = RunStatus::NeedsAttention;
+                self.reason = Some(reason.clone());
+            }
+            EventKind::RunResumed { rerun, skip } => self.resume(rerun, skip, event.at)?,
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, status: RunStatus, at: DateTime<Utc>, reason: Option<String>) {
+        self.status = status;
+        self.finished_at = Some(at);
+        self.reason = reason;
+    }
+
+    fn orphan_running(&mut self) {
+        for state in &mut self.steps {
+            if state.phase == StepPhase::Running {
+                state.phase = StepPhase::Orphan;
+            }
+        }
+    }
+
+    fn resume(&mut self, rerun: &[StepId], skip: &[StepId], at: DateTime<Utc>) -> Result<(), ApplyError> {
+        self.orphan_running();
+        let was_failed = self.status == RunStatus::Failed;
+        for (spec, state) in self.workflow.steps.iter().zip(self.steps.iter_mut()) {
+            if was_failed {
+                let counted_failure = state.phase == StepPhase::Failed && !spec.continue_on_error;
+                if counted_failure {
+                    state.phase = StepPhase::Pending;
+                    state.budget_start = state.attempt.0;
+                    state.error = None;
+                }
+                if state.phase == StepPhase::Skipped && !state.skipped_by_operator {
+                    state.phase = StepPhase::Pending;
+                    state.skip_reason = None;
+                }
+            }
+            if rerun.contains(&spec.id) && state.phase == StepPhase::Orphan {
+                state.phase = StepPhase::Pending;
+                state.budget_start = state.attempt.0;
+            }
+            if skip.contains(&spec.id) && !state.phase.is_terminal() {
+                state.phase = StepPhase::Skipped;
+                state.skipped_by_operator = true;
+                state.skip_reason = Some("skipped by the operator at resume".to_owned());
+                state.finished_at = Some(at);
+            }
+        }
+        self.status = RunStatus::Running;
+        self.finished_at = None;
+        self.reason = None;
+        Ok(())
+    }
+
+    /// The template context: `inputs`, `run`, and `steps` with each finished step's outcome and outputs.
+    pub fn template_context(&self) -> serde_json::Value {
+        let mut steps = serde_json::Map::new();
+        for (spec, state) in self.workflow.steps.iter().zip(&self.steps) {
+            if let Some(outcome) = state.outcome() {
+                steps.insert(
+                    spec.id.to_string(),
+                    serde_json::json!({ "outcome": outcome, "outputs": state.outputs }),
+                );
+            }
+        }
+        serde_json::json!({
+            "inputs": self.inputs,
+            "steps": steps,
+            "run": { "id": self.run_id.get(), "workflow": self.workflow.name },
+        })
+    }
+
+    /// The event recording a failed attempt, with `retry_at` when the policy allows another attempt.
+    pub fn failure_event_kind(
+        &self,
+        step: &StepId,
+        attempt: Attempt,
+        error: String,
+        now: DateTime<Utc>,
+        jitter_seed: u64,
+    ) -> EventKind {
+        let retry_at = self.workflow.step_index(step).and_then(|i| {
+            let spec = &self.workflow.steps[i];
+            let used = attempt.0.saturating_sub(self.steps[i].budget_start);
+            (used < spec.retry.attempts).then(|| {
+                let delay = spec.retry.delay_for(used, jitter_seed);
+                now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
+            })
+        });
+        EventKind::StepFailed {
+            step: step.clone(),
+            attempt,
+            error,
+            retry_at,
+            exit_code: None,
+            artifacts: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+}
+
+fn check_running(state: &StepState, step: &StepId, attempt: Attempt) -> Result<(), ApplyError> {
+    if state.phase != StepPhase::Running || state.attempt != attempt {
+        return Err(ApplyError {
+            message: format!(
+                "result of step `{step}` attempt {attempt} while the step is {:?} at attempt {}",
+                state.phase, state.attempt
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Something the executor should do. Each becomes an event, recorded before anything happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    StartStep { step: StepId, attempt: Attempt },
+    SkipStep { step: StepId, reason: String },
+    /// A step that cannot start because its condition does not evaluate.
+    FailStep { step: StepId, error: String },
+    NeedsAttention { steps: Vec<StepId>, reason: String },
+    FinishRun { succeeded: bool, failed_steps: Vec<StepId> },
+}
+
+impl Action {
+    /// The event that records this action.
+    pub fn event_kind(&self) -> EventKind {
+        match self {
+            Action::StartStep { step, attempt } => EventKind::StepStarted { step: step.clone(), attempt: *attempt },
+            Action::SkipStep { step, reason } => EventKind::StepSkipped { step: step.clone(), reason: reason.clone() },
+            Action::FailStep { step, error } => EventKind::StepFailed {
+                step: step.clone(),
+                attempt: Attempt(0),
+                error: error.clone(),
+                retry_at: None,
+                exit_code: None,
+                artifacts: Vec::new(),
+                duration_ms: 0,
+            },
+            Action::NeedsAttention { steps, reason } => {
+                EventKind::RunNeedsAttention { steps: steps.clone(), reason: reason.clone() }
+            }
+            Action::FinishRun { succeeded: true, .. } => EventKind::RunSucceeded {},
+            Action::FinishRun { succeeded: false, failed_steps } => {
+                EventKind::RunFailed { failed_steps: failed_steps.clone() }
+            }
+        }
+    }
+}
+
+/// What to do now, and when to look again if nothing happens before.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decision {
+    pub actions: Vec<Action>,
+    /// The earliest `retry_at` still in the future.
+    pub wake_at: Option<DateTime<Utc>>,
+}
+
+/// Decides the next actions for a run at time `now`.
+///
+/// Skips and condition failures change what later steps may do, so the
+/// caller applies the actions' events and decides again until no action is
+/// left (a fixpoint); starts are bounded by `max_parallel`.
+pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> Decision {
+    let mut decision = Decision::default();
+    if state.status != RunStatus::Running {
+        return decision;
+    }
+    let workflow = &state.workflow;
+
+    // Orphans first: repeat the safe ones; stop for the others.
+    let unsafe_orphans: Vec<StepId> = workflow
+        .steps
+        .iter()
+        .zip(&state.steps)
+        .filter(|(spec, s)| s.phase == StepPhase::Orphan && !spec.idempotent)
+        .map(|(spec, _)| spec.id.clone())
+        .collect();
+    if !unsafe_orphans.is_empty() {
+        let names: Vec<String> = unsafe_orphans.iter().map(|s| format!("`{s}`")).collect();
+        let reason = format!(
+            "step {} was started but has no result, and is marked `idempotent: false`: check whether it took effect, then resume with --rerun STEP or --skip STEP",
+            names.join(", ")
+        );
+        decision.actions.push(Action::NeedsAttention { steps: unsafe_orphans, reason });
+        return decision;
+    }
+
+    let mut running = state.steps.iter().filter(|s| s.phase == StepPhase::Running).count();
+    let mut context: Option<serde_json::Value> = None;
+    for (spec, step) in workflow.steps.iter().zip(&state.steps) {
+        match step.phase {
+            StepPhase::Orphan => {
+                if running < workflow.max_parallel {
+                    running += 1;
+                    decision.actions.push(Action::StartStep { step: spec.id.clone(), attempt: step.attempt.next() });
+                }
+            }
+            StepPhase::WaitingRetry => match step.retry_at {
+                Some(at) if at > now => {
+                    decision.wake_at = Some(decision.wake_at.map_or(at, |w| w.min(at)));
+                }
+                _ => {
+                    if running < workflow.max_parallel {
+                        running += 1;
+                        decision.actions.push(Action::StartStep { step: spec.id.clone(), attempt: step.attempt.next() });
+                    }
+                }
+            },
+            StepPhase::Pending => {
+                let Some(readiness) = readiness(state, spec) else { continue };
+                let action = match &spec.condition {
+                    Some(condition) => {
+                        let context = context.get_or_insert_with(|| state.template_context());
+                        match templates.eval_condition(condition, context) {
+                            Ok(true) => None,
+                            Ok(false) => Some(Action::SkipStep {
+                                step: spec.id.clone(),
+                                reason: format!("condition `{condition}` is false"),
+                            }),
+                            Err(problem) => Some(Action::FailStep {
+                                step: spec.id.clone(),
+                                error: format!("condition `{condition}` could not be evaluated: {problem}"),
+                            }),
+                        }
+                    }
+                    None => match readiness {
+                        Readiness::AllSucceeded => None,
+                        Readiness::Blocked(reason) => Some(Action::SkipStep { step: spec.id.clone(), reason }),
+                    },
+                };
+                match action {
+                    Some(action) => decision.actions.push(action),
+                    None if running < workflow.max_parallel => {
+                        running += 1;
+                        decision.actions.push(Action::StartStep { step: spec.id.clone(), attempt: step.attempt.next() });
+                    }
+                    None => {}
+                }
+            }
+            StepPhase::Running | StepPhase::Succeeded | StepPhase::Failed | StepPhase::Skipped => {}
+        }
+    }
+
+    if decision.actions.is_empty() && state.steps.iter().all(|s| s.phase.is_terminal()) {
+        let failed_steps: Vec<StepId> = workflow
+            .steps
+            .iter()
+            .zip(&state.steps)
+            .filter(|(spec, s)| s.phase == StepPhase::Failed && !spec.continue_on_error)
+            .map(|(spec, _)| spec.id.clone())
+            .collect();
+        decision.actions.push(Action::FinishRun { succeeded: failed_steps.is_empty(), failed_steps });
+    }
+    decision
+}
+
+enum Readiness {
+    AllSucceeded,
+    /// Some need failed or was skipped: why a step without `if` does not run.
+    Blocked(String),
+}
+
+/// Whether every need of `spec` has finished, and how.
+fn readiness(state: &RunState, spec: &StepSpec) -> Option<Readiness> {
+    let mut blocked = None;
+    for need in &spec.needs {
+        let index = state.workflow.step_index(need)?;
+        let need_state = &state.steps[index];
+        let need_spec = &state.workflow.steps[index];
+        match need_state.phase {
+            StepPhase::Succeeded => {}
+            StepPhase::Failed if need_spec.continue_on_error => {}
+            StepPhase::Failed => {
+                blocked.get_or_insert_with(|| format!("needs `{need}`, which failed"));
+            }
+            StepPhase::Skipped => {
+                blocked.get_or_insert_with(|| format!("needs `{need}`, which was skipped"));
+            }
+            StepPhase::Pending | StepPhase::Running | StepPhase::WaitingRetry | StepPhase::Orphan => return None,
+        }
+    }
+    Some(blocked.map_or(Readiness::AllSucceeded, Readiness::Blocked))
+}
+
+#[cfg(test)]
+mod tests;

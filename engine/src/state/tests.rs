@@ -1,0 +1,366 @@
+//! Table tests of `apply` and `decide`: a workflow, a list of events, and what must be decided next.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
+
+use super::*;
+use crate::event::{Event, EventKind, RunStarted};
+use crate::ids::{Attempt, RunId, StepId};
+use crate::template::Templates;
+use crate::testkit::workflow;
+
+const DIAMOND: &str = "
+name: diamond
+steps:
+  - id: a
+    run: echo a
+  - id: b
+    needs: [a]
+    run: echo b
+  - id: c
+    needs: [a]
+    run: echo c
+  - id: d
+    needs: [b, c]
+    run: echo d
+";
+
+const BRANCH: &str = "
+name: branch
+steps:
+  - id: x
+    run: exit 1
+    continue_on_error: true
+  - id: on_failure
+    needs: [x]
+    if: steps.x.outcome == 'failure'
+    run: echo plan b
+  - id: on_success
+    needs: [x]
+    if: steps.x.outcome == 'success'
+    run: echo fine
+  - id: after
+    needs: [x]
+    run: echo after
+";
+
+const RETRY: &str = "
+name: retry
+steps:
+  - id: flaky
+    run: exit 1
+    retry: { attempts: 3, delay: 2s, backoff: 2.0 }
+  - id: next
+    needs: [flaky]
+    run: echo next
+";
+
+const UNSAFE: &str = "
+name: unsafe
+steps:
+  - id: read
+    run: echo read
+  - id: write
+    run: echo write
+    idempotent: false
+  - id: last
+    needs: [read, write]
+    run: echo last
+";
+
+const WIDE: &str = "
+name: wide
+max_parallel: 2
+steps:
+  - id: s1
+    run: 'true'
+  - id: s2
+    run: 'true'
+  - id: s3
+    run: 'true'
+";
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_790_000_000 + seconds, 0).single().expect("valid time")
+}
+
+fn id(s: &str) -> StepId {
+    StepId::new(s).expect("valid id")
+}
+
+fn started(step: &str, attempt: u32) -> EventKind {
+    EventKind::StepStarted { step: id(step), attempt: Attempt(attempt) }
+}
+
+fn ok(step: &str, attempt: u32) -> EventKind {
+    EventKind::StepSucceeded {
+        step: id(step),
+        attempt: Attempt(attempt),
+        outputs: serde_json::Map::new(),
+        exit_code: Some(0),
+        artifacts: vec![],
+        duration_ms: 1,
+    }
+}
+
+fn failed(step: &str, attempt: u32, retry_at: Option<i64>) -> EventKind {
+    EventKind::StepFailed {
+        step: id(step),
+        attempt: Attempt(attempt),
+        error: "exit status 1".to_owned(),
+        retry_at: retry_at.map(t),
+        exit_code: Some(1),
+        artifacts: vec![],
+        duration_ms: 1,
+    }
+}
+
+fn skipped(step: &str) -> EventKind {
+    EventKind::StepSkipped { step: id(step), reason: "test".to_owned() }
+}
+
+fn resumed(rerun: &[&str], skip: &[&str]) -> EventKind {
+    EventKind::RunResumed { rerun: rerun.iter().map(|s| id(s)).collect(), skip: skip.iter().map(|s| id(s)).collect() }
+}
+
+fn fold(yaml: &str, events: &[EventKind]) -> RunState {
+    let loaded = workflow(yaml);
+    let first = Event {
+        at: t(0),
+        kind: EventKind::RunStarted(Box::new(RunStarted {
+            workflow: loaded.workflow,
+            source_hash: loaded.source_hash,
+            source_path: "test.yaml".to_owned(),
+            inputs: serde_json::Map::new(),
+            parent: None,
+        })),
+    };
+    let run_id = RunId::new(1).expect("non-zero");
+    let mut state = RunState::start(run_id, &first).expect("run_started");
+    for (i, kind) in events.iter().enumerate() {
+        let event = Event { at: t(i as i64 + 1), kind: kind.clone() };
+        state.apply(&event).unwrap_or_else(|e| panic!("event {i} does not apply: {e}"));
+    }
+    state
+}
+
+fn render(decision: &Decision) -> String {
+    let mut parts: Vec<String> = decision
+        .actions
+        .iter()
+        .map(|action| match action {
+            Action::StartStep { step, attempt } => format!("start {step}#{attempt}"),
+            Action::SkipStep { step, reason } => format!("skip {step} ({reason})"),
+            Action::FailStep { step, error } => format!("fail {step} ({error})"),
+            Action::NeedsAttention { steps, .. } => {
+                format!("attention {}", steps.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+            }
+            Action::FinishRun { succeeded: true, .. } => "succeed".to_owned(),
+            Action::FinishRun { succeeded: false, failed_steps } => {
+                format!("fail run [{}]", failed_steps.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+            }
+        })
+        .collect();
+    if let Some(wake) = decision.wake_at {
+        parts.push(format!("wake +{}s", (wake - t(0)).num_seconds()));
+    }
+    parts.join("; ")
+}
+
+/// Folds `events`, decides at time `now` (seconds after the start), and compares.
+#[track_caller]
+fn check(yaml: &str, events: &[EventKind], now: i64, expected: &str) {
+    let state = fold(yaml, events);
+    let decision = decide(&state, t(now), &Templates::new());
+    assert_eq!(render(&decision), expected);
+}
+
+#[test]
+fn diamond_runs_in_graph_order() {
+    check(DIAMOND, &[], 1, "start a#1");
+    check(DIAMOND, &[started("a", 1)], 1, "");
+    check(DIAMOND, &[started("a", 1), ok("a", 1)], 2, "start b#1; start c#1");
+    check(DIAMOND, &[started("a", 1), ok("a", 1), started("b", 1), started("c", 1), ok("b", 1)], 5, "");
+    check(
+        DIAMOND,
+        &[started("a", 1), ok("a", 1), started("b", 1), started("c", 1), ok("b", 1), ok("c", 1)],
+        6,
+        "start d#1",
+    );
+    check(
+        DIAMOND,
+        &[started("a", 1), ok("a", 1), started("b", 1), started("c", 1), ok("b", 1), ok("c", 1), started("d", 1), ok("d", 1)],
+        9,
+        "succeed",
+    );
+}
+
+#[test]
+fn failure_skips_dependents_and_fails_the_run() {
+    check(DIAMOND, &[started("a", 1), failed("a", 1, None)], 2, "skip b (needs `a`, which failed); skip c (needs `a`, which failed)");
+    check(
+        DIAMOND,
+        &[started("a", 1), failed("a", 1, None), skipped("b"), skipped("c")],
+        2,
+        "skip d (needs `b`, which was skipped)",
+    );
+    check(DIAMOND, &[started("a", 1), failed("a", 1, None), skipped("b"), skipped("c"), skipped("d")], 2, "fail run [a]");
+}
+
+#[test]
+fn conditions_on_outcomes_and_continue_on_error() {
+    let after_failure = [started("x", 1), failed("x", 1, None)];
+    check(
+        BRANCH,
+        &after_failure,
+        2,
+        "start on_failure#1; skip on_success (condition `steps.x.outcome == 'success'` is false); start after#1",
+    );
+    let mut all = after_failure.to_vec();
+    all.extend([started("on_failure", 1), skipped("on_success"), started("after", 1), ok("on_failure", 1), ok("after", 1)]);
+    check(BRANCH, &all, 9, "succeed");
+    let after_success = [started("x", 1), ok("x", 1)];
+    check(
+        BRANCH,
+        &after_success,
+        2,
+        "skip on_failure (condition `steps.x.outcome == 'failure'` is false); start on_success#1; start after#1",
+    );
+}
+
+#[test]
+fn retries_wait_for_retry_at() {
+    check(RETRY, &[started("flaky", 1), failed("flaky", 1, Some(10))], 5, "wake +10s");
+    check(RETRY, &[started("flaky", 1), failed("flaky", 1, Some(10))], 10, "start flaky#2");
+    check(
+        RETRY,
+        &[started("flaky", 1), failed("flaky", 1, Some(10)), started("flaky", 2), failed("flaky", 2, None)],
+        20,
+        "skip next (needs `flaky`, which failed)",
+    );
+}
+
+#[test]
+fn retry_at_follows_the_policy() {
+    let state = fold(RETRY, &[started("flaky", 1)]);
+    let kind = state.failure_event_kind(&id("flaky"), Attempt(1), "boom".to_owned(), t(100), 0);
+    let EventKind::StepFailed { retry_at, .. } = kind else { panic!("not a failure") };
+    assert_eq!(retry_at, Some(t(102)));
+    let state = fold(RETRY, &[started("flaky", 1), failed("flaky", 1, Some(2)), started("flaky", 2)]);
+    let EventKind::StepFailed { retry_at, .. } = state.failure_event_kind(&id("flaky"), Attempt(2), "boom".to_owned(), t(100), 0)
+    else {
+        panic!("not a failure")
+    };
+    assert_eq!(retry_at, Some(t(104)));
+    let state = fold(
+        RETRY,
+        &[started("flaky", 1), failed("flaky", 1, Some(2)), started("flaky", 2), failed("flaky", 2, Some(4)), started("flaky", 3)],
+    );
+    let EventKind::StepFailed { retry_at, .. } = state.failure_event_kind(&id("flaky"), Attempt(3), "boom".to_owned(), t(100), 0)
+    else {
+        panic!("not a failure")
+    };
+    assert_eq!(retry_at, None, "the third attempt was the last");
+}
+
+#[test]
+fn resume_keeps_a_pending_retry_schedule() {
+    // Crash while waiting for a retry: the resumed run waits out the same retry_at.
+    check(RETRY, &[started("flaky", 1), failed("flaky", 1, Some(30)), resumed(&[], &[])], 12, "wake +30s");
+}
+
+#[test]
+fn resume_repeats_safe_orphans_and_stops_for_unsafe_ones() {
+    check(DIAMOND, &[started("a", 1), resumed(&[], &[])], 2, "start a#2");
+    check(UNSAFE, &[started("read", 1), started("write", 1), resumed(&[], &[])], 3, "attention write");
+    check(UNSAFE, &[started("read", 1), started("write", 1), ok("read", 1), resumed(&["write"], &[])], 4, "start write#2");
+    check(UNSAFE, &[started("read", 1), started("write", 1), ok("read", 1), resumed(&[], &["write"])], 4, "skip last (needs `write`, which was skipped)");
+    let needs_attention = EventKind::RunNeedsAttention { steps: vec![id("write")], reason: "test".to_owned() };
+    check(UNSAFE, &[started("read", 1), started("write", 1), resumed(&[], &[]), needs_attention], 4, "");
+}
+
+#[test]
+fn resume_of_a_failed_run_grants_a_fresh_budget() {
+    let events = [
+        started("flaky", 1),
+        failed("flaky", 1, Some(2)),
+        started("flaky", 2),
+        failed("flaky", 2, Some(4)),
+        started("flaky", 3),
+        failed("flaky", 3, None),
+        skipped("next"),
+        EventKind::RunFailed { failed_steps: vec![id("flaky")] },
+    ];
+    check(RETRY, &events, 9, "");
+    let mut resumed_events = events.to_vec();
+    resumed_events.push(resumed(&[], &[]));
+    check(RETRY, &resumed_events, 10, "start flaky#4");
+    let state = fold(RETRY, &resumed_events);
+    assert_eq!(state.status, RunStatus::Running);
+    assert_eq!(state.step(&id("next")).map(|s| s.phase), Some(StepPhase::Pending));
+    resumed_events.push(started("flaky", 4));
+    let state = fold(RETRY, &resumed_events);
+    let EventKind::StepFailed { retry_at, .. } = state.failure_event_kind(&id("flaky"), Attempt(4), "boom".to_owned(), t(100), 0)
+    else {
+        panic!("not a failure")
+    };
+    assert_eq!(retry_at, Some(t(102)), "attempt 4 is the first of a fresh budget of 3");
+}
+
+#[test]
+fn parallelism_is_bounded() {
+    check(WIDE, &[], 0, "start s1#1; start s2#1");
+    check(WIDE, &[started("s1", 1), started("s2", 1)], 0, "");
+    check(WIDE, &[started("s1", 1), started("s2", 1), ok("s1", 1)], 0, "start s3#1");
+}
+
+#[test]
+fn conditions_that_do_not_evaluate_fail_the_step() {
+    let yaml = "
+name: bad-condition
+inputs:
+  n: { type: int, default: 1 }
+steps:
+  - id: a
+    run: echo
+    outputs:
+      value: '{{ stdout }}'
+  - id: b
+    needs: [a]
+    if: steps.a.outputs.value.missing.deeper == 1
+    run: echo
+";
+    check(yaml, &[started("a", 1), ok("a", 1)], 2, "fail b (condition `steps.a.outputs.value.missing.deeper == 1` could not be evaluated: undefined value: `steps.a.outputs.value` is undefined)");
+}
+
+#[test]
+fn terminal_runs_decide_nothing() {
+    let events = [started("a", 1), EventKind::RunCancelled { reason: "operator".to_owned() }];
+    check(DIAMOND, &events, 2, "");
+    let state = fold(DIAMOND, &events);
+    assert_eq!(state.status, RunStatus::Cancelled);
+    let events = [started("a", 1), EventKind::RunInterrupted { reason: "ctrl-c".to_owned(), running: vec![id("a")] }];
+    let state = fold(DIAMOND, &events);
+    assert_eq!(state.status, RunStatus::Interrupted);
+    assert_eq!(state.step(&id("a")).map(|s| s.phase), Some(StepPhase::Orphan));
+}
+
+#[test]
+fn events_that_do_not_fit_are_errors_not_panics() {
+    let mut state = fold(DIAMOND, &[]);
+    let event = |kind| Event { at: t(1), kind };
+    assert!(state.apply(&event(ok("a", 1))).is_err(), "result without start");
+    assert!(state.apply(&event(started("nope", 1))).is_err(), "unknown step");
+    assert!(state.apply(&event(started("a", 1))).is_ok());
+    assert!(state.apply(&event(started("a", 1))).is_err(), "started twice");
+    assert!(state.apply(&event(ok("a", 2))).is_err(), "wrong attempt");
+}
+
+#[test]
+fn template_context_has_finished_steps_only() {
+    let state = fold(DIAMOND, &[started("a", 1), ok("a", 1), started("b", 1)]);
+    let context = state.template_context();
+    assert_eq!(context["steps"]["a"]["outcome"], json!("success"));
+    assert!(context["steps"].get("b").is_none());
+    assert_eq!(context["run"]["workflow"], json!("diamond"));
+}

@@ -1,0 +1,129 @@
+//! The step trait: what the engine asks of every step kind, and the registry the CLI builds.
+//!
+//! The engine knows no concrete kind. A kind is selected in YAML by its key
+//! (`run: ...`), checks its own configuration at load time, and executes with
+//! a [`StepRequest`] that carries everything it may use.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::artifact::{ArtifactRef, ArtifactSink};
+use crate::diag::{Diagnostic, Position};
+use crate::ids::{Attempt, RunId, StepId};
+use crate::template::Templates;
+use crate::yaml::Node;
+
+/// Collects problems found in a step kind's configuration.
+pub struct ConfigCheck<'a> {
+    file: &'a std::path::Path,
+    field: String,
+    diagnostics: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> ConfigCheck<'a> {
+    pub(crate) fn new(file: &'a std::path::Path, field: String, diagnostics: &'a mut Vec<Diagnostic>) -> ConfigCheck<'a> {
+        ConfigCheck { file, field, diagnostics }
+    }
+
+    /// The field path of the kind's key (`steps[2].run`).
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// Reports a problem at `position` in the sub-field `sub` (empty for the kind's key itself).
+    pub fn error(&mut self, position: Position, sub: &str, message: impl Into<String>) {
+        let field = if sub.is_empty() { self.field.clone() } else { format!("{}.{sub}", self.field) };
+        self.diagnostics.push(Diagnostic::new(self.file, position, field, message));
+    }
+}
+
+/// What a step kind gets to execute one attempt.
+pub struct StepRequest {
+    pub run_id: RunId,
+    pub step: StepId,
+    pub attempt: Attempt,
+    /// The kind's configuration as written; render its templates with `templates` and `context`.
+    pub config: serde_json::Value,
+    /// The template context: `inputs`, `steps` (ancestors' outcomes and outputs), `run`.
+    pub context: serde_json::Value,
+    pub templates: Arc<Templates>,
+    /// The step's `env`, rendered.
+    pub env: Vec<(String, String)>,
+    /// Cancelled on timeout, `runbook cancel` or interruption: stop, kill what was started, return.
+    pub cancel: CancellationToken,
+    /// Where to keep captured output.
+    pub artifacts: ArtifactSink,
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepResult {
+    /// On success, the values the step's `outputs` templates may use
+    /// (for `run`: `stdout`, `json`, `exit_code`); on failure, the error.
+    pub outcome: Result<serde_json::Map<String, serde_json::Value>, String>,
+    pub exit_code: Option<i32>,
+    pub artifacts: Vec<ArtifactRef>,
+}
+
+impl StepResult {
+    pub fn failed(error: impl Into<String>) -> StepResult {
+        StepResult { outcome: Err(error.into()), exit_code: None, artifacts: Vec::new() }
+    }
+}
+
+/// A kind of step.
+#[async_trait]
+pub trait StepKind: Send + Sync + 'static {
+    /// The YAML key that selects this kind (`run`).
+    fn name(&self) -> &'static str;
+
+    /// Whether a step of this kind is safe to repeat after a crash when the workflow does not say.
+    fn idempotent_by_default(&self) -> bool {
+        true
+    }
+
+    /// Names the kind makes available to the step's `outputs` templates (`stdout`, `json`).
+    fn output_locals(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Checks the configuration under the kind's key and returns it as JSON for the model.
+    fn check_config(&self, config: &Node, check: &mut ConfigCheck<'_>) -> serde_json::Value;
+
+    /// Executes one attempt. Must return promptly once `request.cancel` fires, having stopped what it started.
+    async fn execute(&self, request: StepRequest) -> StepResult;
+}
+
+/// The step kinds a workflow may use, built by the caller and handed to the engine.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, Arc<dyn StepKind>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.kinds.keys()).finish()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds a kind; a later kind of the same name replaces an earlier one.
+    pub fn with(mut self, kind: impl StepKind) -> Registry {
+        self.kinds.insert(kind.name(), Arc::new(kind));
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn StepKind>> {
+        self.kinds.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+}

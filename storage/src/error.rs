@@ -1,0 +1,99 @@
+//! The one error type of the storage crate, each variant carrying the object it is about.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::{Seq, StreamId};
+
+/// Everything that can go wrong in the storage crate.
+///
+/// Messages are lowercase and name the object; an IO error keeps the OS error
+/// as its `source` rather than repeating it in the message, so that a caller
+/// printing the error chain shows it once.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Another process holds the store: sled takes an exclusive `flock` on
+    /// its `db` file, released by the OS when that process dies.
+    #[error("store {} is in use by another process", path.display())]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+
+    /// Optimistic concurrency conflict: the append expected the stream's next
+    /// seq to be `expected`, but it is `actual_next` (higher when another
+    /// writer appended first, lower when the append would have left a gap).
+    #[error(
+        "conflicting append to stream {stream}: expected next seq {expected}, but the next seq is {actual_next}"
+    )]
+    Conflict {
+        /// The stream appended to.
+        stream: StreamId,
+        /// The next seq the caller expected.
+        expected: Seq,
+        /// The stream's actual next seq.
+        actual_next: Seq,
+    },
+
+    /// A record whose checksum does not match, that is too short to hold
+    /// one, or that is missing from the middle of a stream. Never skipped:
+    /// a read stops at the first corrupt record.
+    #[error("record {seq} of stream {stream} is corrupt: {reason}")]
+    Corrupt {
+        /// The stream holding the record.
+        stream: StreamId,
+        /// The record's seq.
+        seq: Seq,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An IO error (ENOSPC, EROFS, EACCES, EIO...). `context` names the
+    /// operation and the path; the OS error is the source.
+    #[error("{context}")]
+    Io {
+        /// The operation and the path, e.g. "flushing store /var/lib/runbook".
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Any other backend failure: a sled error that is not IO (sled reports
+    /// its own corruption or a bug this way), or a stored value this crate
+    /// cannot decode.
+    #[error("{context}: {message}")]
+    Backend {
+        /// What was being done, naming the object.
+        context: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The storage crate's result type.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+impl StorageError {
+    /// Wraps a sled error: IO errors keep their OS error as the source.
+    pub(crate) fn from_sled(context: impl Into<String>, error: sled::Error) -> StorageError {
+        match error {
+            sled::Error::Io(source) => StorageError::Io { context: context.into(), source },
+            other => StorageError::Backend { context: context.into(), message: other.to_string() },
+        }
+    }
+
+    /// Wraps an IO error.
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> StorageError {
+        StorageError::Io { context: context.into(), source }
+    }
+}
+
+/// Copies an IO error so that every waiter of a failed flush gets its own,
+/// keeping the OS error code when there is one (`io::Error` is not `Clone`).
+pub(crate) fn copy_io_error(error: &io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(error.kind(), error.to_string()),
+    }
+}

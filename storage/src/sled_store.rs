@@ -1,0 +1,494 @@
+//! The sled backend: one database directory holding the event log, key/value namespaces and leases.
+//!
+//! Trees:
+//! - `events`: record key (stream, seq) → checksummed record;
+//! - `heads`: stream id → seq of its last record, present only for streams
+//!   with records. Every append and delete changes `events` and `heads` in
+//!   one transaction, so the head is the compare-and-swap point;
+//! - `meta`: the last stream id handed out;
+//! - `kv:NAME`: one per key/value namespace.
+
+use std::fs::{self, DirBuilder, File};
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::commit::{GroupCommit, Ticket};
+use crate::record::{KEY_LEN, decode_record, decode_u64, encode_record, parse_record_key, record_key};
+use crate::{EventLog, KvState, Result, Seq, StorageError, StreamId};
+
+/// sled's page cache budget. Its default (1 GiB) is far more than an event
+/// log read mostly at resume needs; sled measures on-disk bytes, and real
+/// memory use is larger still.
+const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Key in `meta` of the last stream id handed out (big-endian u64).
+const LAST_STREAM_ID_KEY: &[u8] = b"last_stream_id";
+
+/// A store on sled: an [`EventLog`] and [`KvState`] in one directory.
+///
+/// Cheap to clone; clones share the database and its flusher thread, which
+/// stops (after a last flush) when the last clone is dropped. Only one
+/// process can open a directory at a time.
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    events: sled::Tree,
+    heads: sled::Tree,
+    meta: sled::Tree,
+    commit: Arc<GroupCommit>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    /// Appends that wrote records and waited for a flush.
+    appends: AtomicU64,
+}
+
+/// Why an append transaction gave up.
+enum AppendAbort {
+    Conflict { actual_next: Seq },
+    Existing { seq: Seq, head: Seq },
+    BadHead { len: usize },
+}
+
+impl SledStore {
+    /// Opens the store in `dir`, creating the directory (mode 0700) if it
+    /// is missing.
+    ///
+    /// Fails with [`StorageError::Locked`] if another process (or another
+    /// open store in this process) holds it.
+    pub fn open(dir: &Path) -> Result<SledStore> {
+        let context = || format!("opening store {}", dir.display());
+        DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| StorageError::io(context(), e))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_CAPACITY_BYTES)
+            // We flush ourselves, on every durable write (group commit);
+            // sled's timer would only add flushes nobody waits for.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|error| match error {
+                sled::Error::Io(source) if is_lock_error(&source) => StorageError::Locked { path: dir.to_path_buf() },
+                other => StorageError::from_sled(context(), other),
+            })?;
+        let db_path = dir.join("db");
+        // Read-only is enough for fdatasync, and cannot write by mistake.
+        let db_file = File::open(&db_path)
+            .map_err(|e| StorageError::io(format!("opening store file {}", db_path.display()), e))?;
+        // sled may just have created `db`, `conf` and `blobs/`: their
+        // directory entries are durable only once the directory is synced.
+        File::open(dir)
+            .and_then(|handle| handle.sync_all())
+            .map_err(|e| StorageError::io(format!("syncing store directory {}", dir.display()), e))?;
+        let open_tree = |name: &str| db.open_tree(name).map_err(|e| StorageError::from_sled(context(), e));
+        let events = open_tree("events")?;
+        let heads = open_tree("heads")?;
+        let meta = open_tree("meta")?;
+        let (commit, flusher) = GroupCommit::start(db.clone(), db_file, dir.to_path_buf())
+            .map_err(|e| StorageError::io(format!("starting the flusher thread of store {}", dir.display()), e))?;
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                path: dir.to_path_buf(),
+                db,
+                events,
+                heads,
+                meta,
+                commit,
+                flusher: Mutex::new(Some(flusher)),
+                appends: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The store directory, as given to [`SledStore::open`].
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Appends like [`EventLog::append`], waiting for durability without
+    /// blocking a runtime thread.
+    ///
+    /// The records are written (or the conflict detected) when this is
+    /// called; the returned future only waits for the flush, so it can be
+    /// spawned. Dropping the future does not undo the append: the records
+    /// stay and become durable with the next flush.
+    pub fn append_async(
+        &self,
+        stream: StreamId,
+        expected_next: Seq,
+        records: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<Seq>> + Send + use<> {
+        let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let written = self.write_records(stream, expected_next, &records);
+        async move {
+            let (next, ticket) = written?;
+            if let Some(ticket) = ticket {
+                ticket.wait_async().await?;
+            }
+            Ok(next)
+        }
+    }
+
+    /// Bytes used by the store directory, all files included.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        directory_size(&self.inner.path)
+            .map_err(|e| StorageError::io(format!("measuring store {}", self.inner.path.display()), e))
+    }
+
+    /// `(flushes, appends)` since open: how many flushes ran and how many
+    /// appends waited for one. Fewer flushes than appends is group commit
+    /// at work.
+    pub fn flush_stats(&self) -> (u64, u64) {
+        (self.inner.commit.flushes(), self.inner.appends.load(Ordering::Relaxed))
+    }
+
+    /// Writes the records in one transaction and, if any were written,
+    /// returns the ticket of the flush that will make them durable.
+    fn write_records(
+        &self,
+        stream: StreamId,
+        expected_next: Seq,
+        records: &[&[u8]],
+    ) -> Result<(Seq, Option<Ticket>)> {
+        let inner = &self.inner;
+        if records.is_empty() {
+            let actual_next = self.next_seq(stream)?;
+            if actual_next != expected_next {
+                return Err(StorageError::Conflict { stream, expected: expected_next, actual_next });
+            }
+            return Ok((expected_next, None));
+        }
+        let values: Vec<Vec<u8>> = records.iter().map(|payload| encode_record(payload)).collect();
+        let count = records.len() as u64;
+        // The closure may run again when sled detects a concurrent
+        // transaction on the same keys: it only reads and writes the trees.
+        let outcome = (&inner.events, &inner.heads).transaction(|(events, heads)| {
+            let head = match heads.get(stream.to_be_bytes())? {
+                None => 0,
+                Some(value) => match decode_u64(&value) {
+                    Some(head) => head,
+                    None => return abort(AppendAbort::BadHead { len: value.len() }),
+                },
+            };
+            let actual_next = head.saturating_add(1);
+            if expected_next != actual_next {
+                return abort(AppendAbort::Conflict { actual_next });
+            }
+            // The head says seq `expected_next` is free; a record there would
+            // mean the head is wrong, and overwriting it would lose data.
+            if events.get(record_key(stream, expected_next))?.is_some() {
+                return abort(AppendAbort::Existing { seq: expected_next, head });
+            }
+            for (seq, value) in (expected_next..).zip(&values) {
+                events.insert(&record_key(stream, seq), value.as_slice())?;
+            }
+            heads.insert(&stream.to_be_bytes(), &(head + count).to_be_bytes())?;
+            Ok(head + count + 1)
+        });
+        let next = outcome.map_err(|error| match error {
+            TransactionError::Abort(AppendAbort::Conflict { actual_next }) => {
+                StorageError::Conflict { stream, expected: expected_next, actual_next }
+            }
+            TransactionError::Abort(AppendAbort::Existing { seq, head }) => StorageError::Corrupt {
+                stream,
+                seq,
+                reason: format!("record exists beyond the stream's head seq {head}"),
+            },
+            TransactionError::Abort(AppendAbort::BadHead { len }) => self.bad_head(stream, len),
+            TransactionError::Storage(error) => StorageError::from_sled(self.context_for(stream, "appending to"), error),
+        })?;
+        // After the transaction, never before: the ticket's flush must start
+        // after these records are in sled.
+        let ticket = inner.commit.ticket();
+        inner.appends.fetch_add(1, Ordering::Relaxed);
+        Ok((next, Some(ticket)))
+    }
+
+    fn context_for(&self, stream: StreamId, action: &str) -> String {
+        format!("{action} stream {stream} in store {}", self.inner.path.display())
+    }
+
+    fn bad_head(&self, stream: StreamId, len: usize) -> StorageError {
+        StorageError::Backend {
+            context: self.context_for(stream, "reading the head of"),
+            message: format!("head value is {len} bytes, expected 8"),
+        }
+    }
+
+    fn head(&self, stream: StreamId) -> Result<Seq> {
+        match self.inner.heads.get(stream.to_be_bytes()) {
+            Ok(None) => Ok(0),
+            Ok(Some(value)) => decode_u64(&value).ok_or_else(|| self.bad_head(stream, value.len())),
+            Err(error) => Err(StorageError::from_sled(self.context_for(stream, "reading the head of"), error)),
+        }
+    }
+
+    fn kv_tree(&self, ns: &str) -> Result<sled::Tree> {
+        self.inner.db.open_tree(format!("kv:{ns}")).map_err(|error| {
+            StorageError::from_sled(
+                format!("opening key/value namespace {ns} in store {}", self.inner.path.display()),
+                error,
+            )
+        })
+    }
+
+    fn kv_context(&self, action: &str, ns: &str) -> String {
+        format!("{action} key/value namespace {ns} in store {}", self.inner.path.display())
+    }
+
+    /// Waits for a flush covering the writes made so far.
+    fn sync(&self) -> Result<()> {
+        self.inner.commit.ticket().wait()
+    }
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.commit.shut_down();
+        let flusher = self.flusher.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(flusher) = flusher
+            && flusher.join().is_err()
+        {
+            tracing::error!(store = %self.path.display(), "the flusher thread panicked");
+        }
+    }
+}
+
+impl EventLog for SledStore {
+    fn append(&self, stream: StreamId, expected_next: Seq, records: &[&[u8]]) -> Result<Seq> {
+        let (next, ticket) = self.write_records(stream, expected_next, records)?;
+        if let Some(ticket) = ticket {
+            ticket.wait()?;
+        }
+        Ok(next)
+    }
+
+    fn read(&self, stream: StreamId, from: Seq) -> Box<dyn Iterator<Item = Result<(Seq, Vec<u8>)>> + Send + '_> {
+        let first = from.max(1);
+        let range = self.inner.events.range(record_key(stream, first)..=record_key(stream, Seq::MAX));
+        Box::new(Records { store: self, range, stream, expected: first, finished: false })
+    }
+
+    fn next_seq(&self, stream: StreamId) -> Result<Seq> {
+        Ok(self.head(stream)?.saturating_add(1))
+    }
+
+    fn streams(&self) -> Result<Vec<StreamId>> {
+        let context = || format!("listing streams in store {}", self.inner.path.display());
+        self.inner
+            .heads
+            .iter()
+            .keys()
+            .map(|key| {
+                let key = key.map_err(|e| StorageError::from_sled(context(), e))?;
+                decode_u64(&key).ok_or_else(|| StorageError::Backend {
+                    context: context(),
+                    message: format!("stream key is {} bytes, expected 8", key.len()),
+                })
+            })
+            .collect()
+    }
+
+    fn allocate_stream_id(&self) -> Result<StreamId> {
+        let context = || format!("allocating a stream id in store {}", self.inner.path.display());
+        let meta = &self.inner.meta;
+        let id = loop {
+            let current = meta.get(LAST_STREAM_ID_KEY).map_err(|e| StorageError::from_sled(context(), e))?;
+            let last_handed_out = match &current {
+                None => 0,
+                Some(value) => decode_u64(value).ok_or_else(|| StorageError::Backend {
+                    context: context(),
+                    message: format!("last stream id is {} bytes, expected 8", value.len()),
+                })?,
+            };
+            // Also above any stream written under an id this counter did not
+            // hand out, so a new id never lands in an existing stream.
+            let highest_stream = match self.inner.heads.last().map_err(|e| StorageError::from_sled(context(), e))? {
+                Some((key, _)) => decode_u64(&key).unwrap_or(0),
+                None => 0,
+            };
+            let id = last_handed_out.max(highest_stream).checked_add(1).ok_or_else(|| StorageError::Backend {
+                context: context(),
+                message: "stream ids are exhausted".to_owned(),
+            })?;
+            let swapped = meta
+                .compare_and_swap(LAST_STREAM_ID_KEY, current, Some(&id.to_be_bytes()[..]))
+                .map_err(|e| StorageError::from_sled(context(), e))?;
+            if swapped.is_ok() {
+                break id;
+            }
+        };
+        self.sync()?;
+        Ok(id)
+    }
+
+    fn delete_stream(&self, stream: StreamId) -> Result<()> {
+        let inner = &self.inner;
+        // Seqs run from 1 to the head without gaps, so the keys are known
+        // without a scan (sled transactions cannot scan) and the removal is
+        // one transaction with the head: a concurrent append conflicts.
+        let outcome = (&inner.events, &inner.heads).transaction(|(events, heads)| {
+            let head = match heads.get(stream.to_be_bytes())? {
+                None => return Ok(false),
+                Some(value) => match decode_u64(&value) {
+                    Some(head) => head,
+                    None => return abort(AppendAbort::BadHead { len: value.len() }),
+                },
+            };
+            for seq in 1..=head {
+                events.remove(&record_key(stream, seq))?;
+            }
+            heads.remove(&stream.to_be_bytes())?;
+            Ok(true)
+        });
+        let deleted = outcome.map_err(|error| match error {
+            TransactionError::Abort(AppendAbort::BadHead { len }) => self.bad_head(stream, len),
+            TransactionError::Abort(AppendAbort::Conflict { .. } | AppendAbort::Existing { .. }) => {
+                StorageError::Backend {
+                    context: self.context_for(stream, "deleting"),
+                    message: "unexpected abort".to_owned(),
+                }
+            }
+            TransactionError::Storage(error) => StorageError::from_sled(self.context_for(stream, "deleting"), error),
+        })?;
+        if deleted { self.sync() } else { Ok(()) }
+    }
+}
+
+/// Reads one stream in seq order, verifying each record, and stops at the
+/// first error.
+struct Records<'a> {
+    store: &'a SledStore,
+    range: sled::Iter,
+    stream: StreamId,
+    /// The seq the next record must have: seqs have no gaps.
+    expected: Seq,
+    finished: bool,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<(Seq, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let (stream, expected) = (self.stream, self.expected);
+        let item = match self.range.next()? {
+            Err(error) => Err(StorageError::from_sled(self.store.context_for(stream, "reading"), error)),
+            Ok((key, value)) => match parse_record_key(&key) {
+                Some((_, seq)) if key.len() == KEY_LEN && seq == expected => {
+                    decode_record(stream, seq, &value).map(|payload| (seq, payload))
+                }
+                Some((_, seq)) if key.len() == KEY_LEN => Err(StorageError::Corrupt {
+                    stream,
+                    seq: expected,
+                    reason: format!("record is missing, the next one present is seq {seq}"),
+                }),
+                _ => Err(StorageError::Corrupt {
+                    stream,
+                    seq: expected,
+                    reason: format!("a key of {} bytes lies among the stream's records", key.len()),
+                }),
+            },
+        };
+        match &item {
+            Ok(_) => self.expected = expected.saturating_add(1),
+            Err(_) => self.finished = true,
+        }
+        Some(item)
+    }
+}
+
+impl KvState for SledStore {
+    fn kv_get(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let value = self
+            .kv_tree(ns)?
+            .get(key)
+            .map_err(|e| StorageError::from_sled(self.kv_context("reading", ns), e))?;
+        Ok(value.map(|value| value.to_vec()))
+    }
+
+    fn kv_put(&self, ns: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.kv_put_unsynced(ns, key, value)?;
+        self.sync()
+    }
+
+    fn kv_put_unsynced(&self, ns: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.kv_tree(ns)?
+            .insert(key, value)
+            .map_err(|e| StorageError::from_sled(self.kv_context("writing", ns), e))?;
+        Ok(())
+    }
+
+    fn kv_delete(&self, ns: &str, key: &[u8]) -> Result<()> {
+        self.kv_tree(ns)?
+            .remove(key)
+            .map_err(|e| StorageError::from_sled(self.kv_context("deleting from", ns), e))?;
+        self.sync()
+    }
+
+    fn kv_compare_and_swap(
+        &self,
+        ns: &str,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<std::result::Result<(), Option<Vec<u8>>>> {
+        let swapped = self
+            .kv_tree(ns)?
+            .compare_and_swap(key, old, new)
+            .map_err(|e| StorageError::from_sled(self.kv_context("writing", ns), e))?;
+        match swapped {
+            Ok(()) => self.sync().map(Ok),
+            Err(mismatch) => Ok(Err(mismatch.current.map(|current| current.to_vec()))),
+        }
+    }
+
+    fn kv_scan(&self, ns: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.kv_tree(ns)?
+            .iter()
+            .map(|entry| {
+                entry
+                    .map(|(key, value)| (key.to_vec(), value.to_vec()))
+                    .map_err(|e| StorageError::from_sled(self.kv_context("scanning", ns), e))
+            })
+            .collect()
+    }
+}
+
+fn abort<T>(reason: AppendAbort) -> Result<T, ConflictableTransactionError<AppendAbort>> {
+    Err(ConflictableTransactionError::Abort(reason))
+}
+
+/// sled 0.34.7 reports a held `flock` on its `db` file as an `Other` IO
+/// error with this message (wrapping `WouldBlock`), not as its own variant.
+fn is_lock_error(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::WouldBlock || error.to_string().contains("could not acquire lock")
+}
+
+fn directory_size(dir: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        total += if metadata.is_dir() { directory_size(&entry.path())? } else { metadata.len() };
+    }
+    Ok(total)
+}
