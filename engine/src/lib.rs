@@ -8,7 +8,11 @@
 pub mod artifact;
 pub mod diag;
 pub mod duration;
+pub mod error;
 pub mod event;
+pub mod executor;
+pub mod inputs;
+pub mod journal;
 pub mod ids;
 pub mod load;
 pub mod mask;

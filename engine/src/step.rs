@@ -55,6 +55,10 @@ pub struct StepRequest {
     pub cancel: CancellationToken,
     /// Where to keep captured output.
     pub artifacts: ArtifactSink,
+    /// The complete environment processes start with, when it is not this process's own.
+    pub inherited_env: Option<Arc<Vec<(String, String)>>>,
+    /// The directory processes start in, when it is not this process's own.
+    pub working_dir: Option<std::path::PathBuf>,
 }
 
 /// The result of one attempt.

@@ -1,1 +1,12 @@
-//! placeholder
+//! runbook-steps: the step kinds, each an implementation of the engine's
+//! [`StepKind`](runbook_engine::step::StepKind) trait. The CLI builds the
+//! registry with [`registry`]; nothing registers itself.
+
+pub mod run;
+
+use runbook_engine::step::Registry;
+
+/// Every step kind this crate provides.
+pub fn registry() -> Registry {
+    Registry::new().with(run::RunKind)
+}

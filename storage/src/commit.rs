@@ -72,13 +72,21 @@ impl GroupCommit {
         dir: PathBuf,
     ) -> io::Result<(Arc<GroupCommit>, std::thread::JoinHandle<()>)> {
         let commit = Arc::new(GroupCommit {
-            state: Mutex::new(State { pending: None, shutdown: false }),
+            state: Mutex::new(State {
+                pending: None,
+                shutdown: false,
+            }),
             work: Condvar::new(),
             done: Condvar::new(),
             context: format!("flushing store {}", dir.display()),
             flushes: AtomicU64::new(0),
         });
-        let mut flusher = Flusher { db, db_file, blobs_dir: dir.join("blobs"), synced_blobs: HashSet::new() };
+        let mut flusher = Flusher {
+            db,
+            db_file,
+            blobs_dir: dir.join("blobs"),
+            synced_blobs: HashSet::new(),
+        };
         let thread_commit = Arc::clone(&commit);
         let thread = std::thread::Builder::new()
             .name("runbook-storage-flush".to_owned())
@@ -95,12 +103,18 @@ impl GroupCommit {
             .pending
             .get_or_insert_with(|| {
                 let (finished, _) = watch::channel(false);
-                Arc::new(Batch { outcome: OnceLock::new(), finished })
+                Arc::new(Batch {
+                    outcome: OnceLock::new(),
+                    finished,
+                })
             })
             .clone();
         drop(state);
         self.work.notify_one();
-        Ticket { commit: Arc::clone(self), batch }
+        Ticket {
+            commit: Arc::clone(self),
+            batch,
+        }
     }
 
     /// How many flushes have completed, successful or not.
@@ -134,12 +148,14 @@ impl GroupCommit {
 
     fn error(&self, failure: &FlushFailure) -> StorageError {
         match failure {
-            FlushFailure::Io(source) => {
-                StorageError::Io { context: self.context.clone(), source: copy_io_error(source) }
-            }
-            FlushFailure::Backend(message) => {
-                StorageError::Backend { context: self.context.clone(), message: message.clone() }
-            }
+            FlushFailure::Io(source) => StorageError::Io {
+                context: self.context.clone(),
+                source: copy_io_error(source),
+            },
+            FlushFailure::Backend(message) => StorageError::Backend {
+                context: self.context.clone(),
+                message: message.clone(),
+            },
         }
     }
 }
@@ -152,7 +168,11 @@ impl Ticket {
             if let Some(outcome) = self.batch.outcome.get() {
                 return self.result(outcome);
             }
-            state = self.commit.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state = self
+                .commit
+                .done
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -173,7 +193,10 @@ impl Ticket {
     }
 
     fn result(&self, outcome: &Result<(), Arc<FlushFailure>>) -> Result<()> {
-        outcome.as_ref().map_err(|failure| self.commit.error(failure)).copied()
+        outcome
+            .as_ref()
+            .map_err(|failure| self.commit.error(failure))
+            .copied()
     }
 }
 
@@ -199,7 +222,10 @@ impl Flusher {
                     if state.shutdown {
                         break None;
                     }
-                    state = commit.work.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    state = commit
+                        .work
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
             };
             let Some(batch) = batch else { break };

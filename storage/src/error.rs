@@ -78,14 +78,23 @@ impl StorageError {
     /// Wraps a sled error: IO errors keep their OS error as the source.
     pub(crate) fn from_sled(context: impl Into<String>, error: sled::Error) -> StorageError {
         match error {
-            sled::Error::Io(source) => StorageError::Io { context: context.into(), source },
-            other => StorageError::Backend { context: context.into(), message: other.to_string() },
+            sled::Error::Io(source) => StorageError::Io {
+                context: context.into(),
+                source,
+            },
+            other => StorageError::Backend {
+                context: context.into(),
+                message: other.to_string(),
+            },
         }
     }
 
     /// Wraps an IO error.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> StorageError {
-        StorageError::Io { context: context.into(), source }
+        StorageError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

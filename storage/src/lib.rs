@@ -51,7 +51,11 @@ pub trait EventLog: Send + Sync {
     /// A corrupt or missing record yields [`StorageError::Corrupt`] and ends
     /// the iteration: nothing after it is returned, so it cannot be skipped.
     /// Records appended while the iterator is alive may or may not appear.
-    fn read(&self, stream: StreamId, from: Seq) -> Box<dyn Iterator<Item = Result<(Seq, Vec<u8>)>> + Send + '_>;
+    fn read(
+        &self,
+        stream: StreamId,
+        from: Seq,
+    ) -> Box<dyn Iterator<Item = Result<(Seq, Vec<u8>)>> + Send + '_>;
 
     /// The seq the next append to `stream` must use: 1 for an empty or
     /// unknown stream.
@@ -121,7 +125,12 @@ pub trait KvState: Send + Sync {
     /// - otherwise [`LeaseOutcome::Held`] with the current holder.
     ///
     /// Decided with compare-and-swap, so of two racing processes one wins.
-    fn acquire_lease(&self, stream: StreamId, me: &LeaseHolder, now_ms: u64) -> Result<LeaseOutcome> {
+    fn acquire_lease(
+        &self,
+        stream: StreamId,
+        me: &LeaseHolder,
+        now_ms: u64,
+    ) -> Result<LeaseOutcome> {
         lease::acquire(self, stream, me, now_ms)
     }
 

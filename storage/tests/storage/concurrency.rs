@@ -16,7 +16,10 @@ fn payload(stream: StreamId, seq: Seq) -> Vec<u8> {
 /// Appends `count` records one at a time to a stream no one else writes.
 fn append_own_stream(store: &SledStore, stream: StreamId, count: u64) {
     for seq in 1..=count {
-        assert_eq!(store.append(stream, seq, &[&payload(stream, seq)]).unwrap(), seq + 1);
+        assert_eq!(
+            store.append(stream, seq, &[&payload(stream, seq)]).unwrap(),
+            seq + 1
+        );
     }
 }
 
@@ -36,10 +39,13 @@ fn writers_on_own_streams_and_racing_on_one_lose_nothing() {
         .map(|_| {
             let (store, start) = (store.clone(), Arc::clone(&start));
             let stream = store.allocate_stream_id().unwrap();
-            (stream, thread::spawn(move || {
-                start.wait();
-                append_own_stream(&store, stream, RECORDS_PER_WRITER);
-            }))
+            (
+                stream,
+                thread::spawn(move || {
+                    start.wait();
+                    append_own_stream(&store, stream, RECORDS_PER_WRITER);
+                }),
+            )
         })
         .collect();
     // Racers append to one stream with a compare-and-swap retry loop; each
@@ -53,7 +59,8 @@ fn writers_on_own_streams_and_racing_on_one_lose_nothing() {
                 let mut conflicts = 0;
                 while (acknowledged.len() as u64) < RECORDS_PER_RACER {
                     let next = store.next_seq(shared_stream).unwrap();
-                    let record = format!("racer {racer} record {}", acknowledged.len()).into_bytes();
+                    let record =
+                        format!("racer {racer} record {}", acknowledged.len()).into_bytes();
                     match store.append(shared_stream, next, &[&record]) {
                         Ok(new_next) => {
                             assert_eq!(new_next, next + 1);
@@ -79,16 +86,28 @@ fn writers_on_own_streams_and_racing_on_one_lose_nothing() {
     let mut acknowledged: BTreeMap<Seq, Vec<u8>> = BTreeMap::new();
     for racer in racers {
         for (seq, record) in racer.join().unwrap() {
-            assert!(acknowledged.insert(seq, record).is_none(), "seq {seq} acknowledged twice");
+            assert!(
+                acknowledged.insert(seq, record).is_none(),
+                "seq {seq} acknowledged twice"
+            );
         }
     }
     let total_records = RACERS * RECORDS_PER_RACER;
-    assert_eq!(acknowledged.keys().copied().collect::<Vec<_>>(), (1..=total_records).collect::<Vec<_>>());
+    assert_eq!(
+        acknowledged.keys().copied().collect::<Vec<_>>(),
+        (1..=total_records).collect::<Vec<_>>()
+    );
 
     let (flushes, appends) = store.flush_stats();
     println!("group commit: {flushes} flushes for {appends} appends");
-    assert_eq!(appends, OWN_STREAM_WRITERS * RECORDS_PER_WRITER + total_records);
-    assert!(flushes < appends, "{flushes} flushes for {appends} appends: no flush was shared");
+    assert_eq!(
+        appends,
+        OWN_STREAM_WRITERS * RECORDS_PER_WRITER + total_records
+    );
+    assert!(
+        flushes < appends,
+        "{flushes} flushes for {appends} appends: no flush was shared"
+    );
     drop(store);
 
     let store = open(dir.path());
@@ -99,7 +118,10 @@ fn writers_on_own_streams_and_racing_on_one_lose_nothing() {
             assert_eq!(record, payload(stream, seq));
         }
     }
-    let shared: BTreeMap<Seq, Vec<u8>> = store.read(shared_stream, 1).collect::<Result<_, _>>().unwrap();
+    let shared: BTreeMap<Seq, Vec<u8>> = store
+        .read(shared_stream, 1)
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(shared, acknowledged);
 }
 
@@ -109,8 +131,13 @@ fn async_appends_from_many_tasks_share_flushes() {
     const RECORDS_PER_TASK: u64 = 25;
     let dir = temp_dir();
     let store = open(dir.path());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
-    let streams: Vec<StreamId> = (0..TASKS).map(|_| store.allocate_stream_id().unwrap()).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .unwrap();
+    let streams: Vec<StreamId> = (0..TASKS)
+        .map(|_| store.allocate_stream_id().unwrap())
+        .collect();
     runtime.block_on(async {
         let tasks: Vec<_> = streams
             .iter()
@@ -118,12 +145,18 @@ fn async_appends_from_many_tasks_share_flushes() {
                 let store = store.clone();
                 tokio::spawn(async move {
                     for seq in 1..=RECORDS_PER_TASK {
-                        let next = store.append_async(stream, seq, vec![payload(stream, seq)]).await.unwrap();
+                        let next = store
+                            .append_async(stream, seq, vec![payload(stream, seq)])
+                            .await
+                            .unwrap();
                         assert_eq!(next, seq + 1);
                     }
                     // A conflict comes back through the future too.
                     let conflict = store.append_async(stream, 1, vec![b"late".to_vec()]).await;
-                    assert!(matches!(conflict, Err(StorageError::Conflict { expected: 1, .. })), "{conflict:?}");
+                    assert!(
+                        matches!(conflict, Err(StorageError::Conflict { expected: 1, .. })),
+                        "{conflict:?}"
+                    );
                 })
             })
             .collect();
@@ -134,7 +167,10 @@ fn async_appends_from_many_tasks_share_flushes() {
     let (flushes, appends) = store.flush_stats();
     println!("async group commit: {flushes} flushes for {appends} appends");
     assert_eq!(appends, TASKS * RECORDS_PER_TASK);
-    assert!(flushes < appends, "{flushes} flushes for {appends} appends: no flush was shared");
+    assert!(
+        flushes < appends,
+        "{flushes} flushes for {appends} appends: no flush was shared"
+    );
     drop(store);
 
     let store = open(dir.path());
@@ -160,7 +196,9 @@ fn throughput_figures() {
     let single_rate = SINGLE as f64 / started.elapsed().as_secs_f64();
     let (single_flushes, _) = store.flush_stats();
 
-    let streams: Vec<StreamId> = (0..THREADS).map(|_| store.allocate_stream_id().unwrap()).collect();
+    let streams: Vec<StreamId> = (0..THREADS)
+        .map(|_| store.allocate_stream_id().unwrap())
+        .collect();
     let (flushes_before, appends_before) = store.flush_stats();
     let started = Instant::now();
     thread::scope(|scope| {

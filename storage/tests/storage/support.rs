@@ -13,7 +13,10 @@ const DIR_VARIABLE: &str = "RUNBOOK_STORAGE_TEST_DIR";
 
 /// A fresh temporary directory for a store.
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("runbook-storage-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("runbook-storage-")
+        .tempdir()
+        .unwrap()
 }
 
 /// Opens (or reopens) the store in `dir`.

@@ -1,0 +1,606 @@
+//! The executor: drives one run by performing the state machine's actions.
+//!
+//! The loop consumes a closed set of inputs (a step finished, a retry timer
+//! fired, cancel, interrupt, lease renewal) and never polls. Each pass it
+//! decides until nothing is left to decide, appends every event produced
+//! since the last append in one durable batch (a step's result and the start
+//! of the steps that follow it share one flush), and only then launches the
+//! steps it started.
+
+use chrono::{DateTime, Utc};
+use runbook_storage::{KvState, LeaseHolder, LeaseOutcome};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::artifact::{ArtifactSink, DEFAULT_CAPTURE_CAP_BYTES};
+use crate::duration::format_duration;
+use crate::error::{EngineError, Result};
+use crate::event::{Event, EventKind, Outputs, ParentRef, RunStarted};
+use crate::ids::{Attempt, RunId, Seq, StepId};
+use crate::journal::{Journal, changes_summary};
+use crate::load::LoadedWorkflow;
+use crate::mask::Masker;
+use crate::state::{Action, RunState, RunStatus, StepPhase, decide};
+use crate::step::{Registry, StepRequest, StepResult};
+use crate::template::Templates;
+
+/// How long a lease lasts without renewal; renewed at a third of it.
+const LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// An event as it became durable, for whoever follows a run.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub run_id: RunId,
+    pub seq: Seq,
+    pub event: Event,
+}
+
+/// Where observed events go; `None` when nobody follows.
+pub type Observer = Option<mpsc::UnboundedSender<Observed>>;
+
+/// Ways to stop a run from outside.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// `runbook cancel`: stop the steps and end the run as `cancelled`.
+    pub cancel: CancellationToken,
+    /// Ctrl-C or shutdown: stop the steps and record `run_interrupted`; `resume` goes on.
+    pub interrupt: CancellationToken,
+}
+
+/// The environment a run's steps see: by default this process's; a run
+/// handed over by another `runbook` process uses that process's variables
+/// and working directory, so secrets and relative paths mean what the
+/// operator meant.
+#[derive(Debug, Clone, Default)]
+pub struct RunEnvironment {
+    pub vars: Option<Arc<Vec<(String, String)>>>,
+    pub dir: Option<PathBuf>,
+}
+
+impl RunEnvironment {
+    /// The value of an environment variable as the run sees it.
+    pub fn var(&self, name: &str) -> Option<String> {
+        match &self.vars {
+            Some(vars) => vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            None => std::env::var(name).ok(),
+        }
+    }
+}
+
+/// Runs workflows over a journal with a registry of step kinds.
+pub struct Engine {
+    journal: Arc<Journal>,
+    registry: Registry,
+    templates: Arc<Templates>,
+    store_dir: PathBuf,
+    owner: LeaseHolder,
+    capture_cap_bytes: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("store", &self.store_dir).finish()
+    }
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+/// This machine's host name, for leases.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+impl Engine {
+    pub fn new(journal: Arc<Journal>, registry: Registry) -> Engine {
+        let store_dir = journal.store().path().to_path_buf();
+        let host = host_name();
+        let pid = std::process::id();
+        let owner = LeaseHolder {
+            owner: format!("{host}:{pid}:{}", Utc::now().timestamp_nanos_opt().unwrap_or(0)),
+            host,
+            pid,
+            expires_at_ms: 0,
+        };
+        Engine {
+            journal,
+            registry,
+            templates: Arc::new(Templates::new()),
+            store_dir,
+            owner,
+            capture_cap_bytes: DEFAULT_CAPTURE_CAP_BYTES,
+        }
+    }
+
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Records `run_started` for a validated workflow with resolved inputs and returns the new run's id.
+    pub async fn start_run(
+        &self,
+        loaded: &LoadedWorkflow,
+        inputs: serde_json::Map<String, serde_json::Value>,
+        parent: Option<ParentRef>,
+        environment: &RunEnvironment,
+    ) -> Result<RunId> {
+        let run_id = self.journal.allocate_run_id()?;
+        let masker = secrets_masker(run_id, &loaded.workflow.secrets, environment)?;
+        let inputs = match masker.mask_json(&serde_json::Value::Object(inputs)) {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        let first = Event {
+            at: Utc::now(),
+            kind: EventKind::RunStarted(Box::new(RunStarted {
+                workflow: loaded.workflow.clone(),
+                source_hash: loaded.source_hash.clone(),
+                source_path: loaded.path.display().to_string(),
+                inputs,
+                parent,
+            })),
+        };
+        self.journal.append(run_id, Seq(1), std::slice::from_ref(&first)).await?;
+        let state = RunState::start(run_id, &first).map_err(|e| EngineError::Apply { run: run_id, seq: 1, message: e.message })?;
+        self.journal.index(&state)?;
+        Ok(run_id)
+    }
+
+    /// Records `run_resumed` (with the operator's decisions) for a run that may be resumed.
+    pub async fn resume_run(&self, run_id: RunId, rerun: Vec<StepId>, skip: Vec<StepId>) -> Result<()> {
+        let (state, next) = self.journal.load(run_id)?;
+        let hint = match state.status {
+            RunStatus::Succeeded => Some("there is nothing to resume".to_owned()),
+            RunStatus::Cancelled => Some("a cancelled run is not resumed; start a new one with `runbook run`".to_owned()),
+            RunStatus::Running | RunStatus::Failed | RunStatus::Interrupted | RunStatus::NeedsAttention => None,
+        };
+        if let Some(hint) = hint {
+            return Err(EngineError::NotResumable { run: run_id, status: state.status, hint });
+        }
+        for step in rerun.iter().chain(&skip) {
+            if state.workflow.step(step).is_none() {
+                return Err(EngineError::UnknownStep { run: run_id, step: step.clone() });
+            }
+        }
+        if state.status == RunStatus::NeedsAttention {
+            let undecided: Vec<String> = state
+                .workflow
+                .steps
+                .iter()
+                .zip(&state.steps)
+                .filter(|(spec, s)| {
+                    s.phase == StepPhase::Orphan && !spec.idempotent && !rerun.contains(&spec.id) && !skip.contains(&spec.id)
+                })
+                .map(|(spec, _)| spec.id.to_string())
+                .collect();
+            if !undecided.is_empty() {
+                let step = &undecided[0];
+                return Err(EngineError::NotResumable {
+                    run: run_id,
+                    status: state.status,
+                    hint: format!(
+                        "{}; decide with `runbook resume {run_id} --rerun {step}` (run it again) or `runbook resume {run_id} --skip {step}` (treat it as skipped)",
+                        state.reason.clone().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        let event = Event { at: Utc::now(), kind: EventKind::RunResumed { rerun, skip } };
+        self.journal.append(run_id, next, &[event]).await?;
+        Ok(())
+    }
+
+    /// Executes a run until it finishes, needs attention, is cancelled or interrupted.
+    pub async fn execute(
+        &self,
+        run_id: RunId,
+        control: RunControl,
+        environment: RunEnvironment,
+        observer: Observer,
+    ) -> Result<RunStatus> {
+        let span = tracing::info_span!("run", run = %run_id);
+        self.execute_inner(run_id, control, environment, observer).instrument(span).await
+    }
+
+    async fn execute_inner(
+        &self,
+        run_id: RunId,
+        control: RunControl,
+        environment: RunEnvironment,
+        observer: Observer,
+    ) -> Result<RunStatus> {
+        let (state, next) = self.journal.load(run_id)?;
+        if state.status != RunStatus::Running {
+            return Ok(state.status);
+        }
+        self.acquire_lease(run_id)?;
+        let masker = match secrets_masker(run_id, &state.workflow.secrets, &environment) {
+            Ok(masker) => Arc::new(masker),
+            Err(error) => {
+                self.release_lease(run_id);
+                return Err(error);
+            }
+        };
+        let mut run = RunLoop {
+            engine: self,
+            run_id,
+            state,
+            next,
+            pending: Vec::new(),
+            running: HashMap::new(),
+            masker,
+            observer,
+            environment,
+        };
+        let result = run.drive(&control).await;
+        if let Err(error) = &result {
+            // Leave the run resumable: record why it stopped, if the log still takes writes.
+            let _ = run.stop(EventKind::RunInterrupted { reason: error.to_string(), running: Vec::new() }).await;
+        }
+        self.release_lease(run_id);
+        result
+    }
+
+    fn acquire_lease(&self, run_id: RunId) -> Result<()> {
+        let me = LeaseHolder { expires_at_ms: now_ms() + LEASE_TTL.as_millis() as u64, ..self.owner.clone() };
+        match self.journal.store().acquire_lease(run_id.get(), &me, now_ms())? {
+            LeaseOutcome::Acquired => Ok(()),
+            LeaseOutcome::TakenOver { reason, .. } => {
+                tracing::info!(%reason, "took over the run's lease");
+                Ok(())
+            }
+            LeaseOutcome::Held(holder) => Err(EngineError::Busy {
+                run: run_id,
+                holder: format!("process {} on {}", holder.pid, holder.host),
+            }),
+        }
+    }
+
+    fn renew_lease(&self, run_id: RunId) -> Result<bool> {
+        let me = LeaseHolder { expires_at_ms: now_ms() + LEASE_TTL.as_millis() as u64, ..self.owner.clone() };
+        Ok(self.journal.store().renew_lease(run_id.get(), &me, now_ms())?)
+    }
+
+    fn release_lease(&self, run_id: RunId) {
+        if let Err(error) = self.journal.store().release_lease(run_id.get(), &self.owner.owner) {
+            tracing::warn!(%error, "cannot release the run's lease");
+        }
+    }
+}
+
+/// Reads the values of a workflow's secrets from the environment.
+fn secrets_masker(run_id: RunId, names: &[String], environment: &RunEnvironment) -> Result<Masker> {
+    let mut values = Vec::new();
+    for name in names {
+        match environment.var(name) {
+            Some(value) => values.push(value),
+            None => return Err(EngineError::MissingSecret { run: run_id, name: name.clone() }),
+        }
+    }
+    Ok(Masker::new(values))
+}
+
+/// What a finished step task reports.
+struct Finished {
+    step: StepId,
+    attempt: Attempt,
+    result: StepResult,
+    duration: Duration,
+}
+
+struct RunLoop<'e> {
+    engine: &'e Engine,
+    run_id: RunId,
+    state: RunState,
+    next: Seq,
+    /// Applied to `state`, not yet durable.
+    pending: Vec<Event>,
+    running: HashMap<StepId, CancellationToken>,
+    masker: Arc<Masker>,
+    observer: Observer,
+    environment: RunEnvironment,
+}
+
+impl RunLoop<'_> {
+    async fn drive(&mut self, control: &RunControl) -> Result<RunStatus> {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+        let mut renew = tokio::time::interval(LEASE_TTL / 3);
+        renew.tick().await;
+        loop {
+            let (launches, wake_at) = self.decide_all()?;
+            self.flush().await?;
+            for (step, attempt) in launches {
+                self.launch(step, attempt, done_tx.clone());
+            }
+            if self.state.status != RunStatus::Running {
+                return Ok(self.state.status);
+            }
+            if self.running.is_empty() && wake_at.is_none() {
+                return Err(EngineError::Stuck {
+                    run: self.run_id,
+                    message: "no step is running, none is due, and the run has not finished".to_owned(),
+                });
+            }
+            let sleep = wake_at.map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+            tokio::select! {
+                Some(finished) = done_rx.recv() => self.finished(finished),
+                () = sleep_for(sleep) => {}
+                () = control.cancel.cancelled() => {
+                    let running = self.stop_steps(&mut done_rx).await;
+                    let _ = running;
+                    self.stop(EventKind::RunCancelled { reason: "cancelled by the operator".to_owned() }).await?;
+                    return Ok(RunStatus::Cancelled);
+                }
+                () = control.interrupt.cancelled() => {
+                    let running = self.stop_steps(&mut done_rx).await;
+                    self.stop(EventKind::RunInterrupted { reason: "interrupted".to_owned(), running }).await?;
+                    return Ok(RunStatus::Interrupted);
+                }
+                _ = renew.tick() => {
+                    if !self.engine.renew_lease(self.run_id)? {
+                        let running = self.stop_steps(&mut done_rx).await;
+                        let _ = running;
+                        return Err(EngineError::Busy { run: self.run_id, holder: "another process that took over the lease".to_owned() });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides until nothing is left to decide; returns the steps to launch and the next wake-up.
+    fn decide_all(&mut self) -> Result<(Vec<(StepId, Attempt)>, Option<DateTime<Utc>>)> {
+        let mut launches = Vec::new();
+        loop {
+            let now = Utc::now();
+            let decision = decide(&self.state, now, &self.engine.templates);
+            if decision.actions.is_empty() {
+                return Ok((launches, decision.wake_at));
+            }
+            for action in decision.actions {
+                if let Action::StartStep { step, attempt } = &action {
+                    launches.push((step.clone(), *attempt));
+                }
+                let kind = match action.event_kind() {
+                    EventKind::StepFailed { step, attempt, error, retry_at, exit_code, artifacts, duration_ms } => {
+                        EventKind::StepFailed { step, attempt, error: self.masker.mask(&error), retry_at, exit_code, artifacts, duration_ms }
+                    }
+                    other => other,
+                };
+                self.record(Event { at: now, kind })?;
+            }
+        }
+    }
+
+    /// Applies an event to the state; it becomes durable with the next flush.
+    fn record(&mut self, event: Event) -> Result<()> {
+        self.state.apply(&event).map_err(|e| EngineError::Apply {
+            run: self.run_id,
+            seq: self.next.0 + self.pending.len() as u64,
+            message: e.message,
+        })?;
+        self.pending.push(event);
+        Ok(())
+    }
+
+    /// Makes every pending event durable, then tells observers and the index.
+    async fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.pending);
+        let first = self.next;
+        self.next = self.engine.journal.append(self.run_id, first, &events).await?;
+        let summary_changed = events.iter().any(|e| changes_summary(&e.kind));
+        for (i, event) in events.into_iter().enumerate() {
+            log_event(&event);
+            if let Some(observer) = &self.observer {
+                let _ = observer.send(Observed { run_id: self.run_id, seq: Seq(first.0 + i as u64), event });
+            }
+        }
+        if summary_changed {
+            self.engine.journal.index(&self.state)?;
+        }
+        Ok(())
+    }
+
+    /// Records a final event (cancelled, interrupted) after the steps stopped.
+    async fn stop(&mut self, kind: EventKind) -> Result<()> {
+        self.record(Event { at: Utc::now(), kind })?;
+        self.flush().await
+    }
+
+    /// Cancels every running step and waits for them to stop; returns their ids.
+    async fn stop_steps(&mut self, done_rx: &mut mpsc::UnboundedReceiver<Finished>) -> Vec<StepId> {
+        let stopped: Vec<StepId> = self.running.keys().cloned().collect();
+        for token in self.running.values() {
+            token.cancel();
+        }
+        while !self.running.is_empty() {
+            match done_rx.recv().await {
+                Some(finished) => {
+                    self.running.remove(&finished.step);
+                }
+                None => break,
+            }
+        }
+        stopped
+    }
+
+    fn launch(&mut self, step: StepId, attempt: Attempt, done: mpsc::UnboundedSender<Finished>) {
+        let Some(spec) = self.state.workflow.step(&step).cloned() else { return };
+        let token = CancellationToken::new();
+        self.running.insert(step.clone(), token.clone());
+        let engine = self.engine;
+        let kind = engine.registry.get(&spec.kind).cloned();
+        let context = self.state.template_context();
+        let artifacts = ArtifactSink::new(
+            &engine.store_dir,
+            format!("artifacts/{}/{}.{}", self.run_id, step, attempt),
+            Arc::clone(&self.masker),
+            engine.capture_cap_bytes,
+        );
+        let templates = Arc::clone(&engine.templates);
+        let environment = self.environment.clone();
+        let run_id = self.run_id;
+        let span = tracing::info_span!("step", step = %step, attempt = attempt.0);
+        tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let result = match kind {
+                    None => StepResult::failed(format!("unknown step kind `{}`", spec.kind)),
+                    Some(kind) => {
+                        let mut env = Vec::new();
+                        let mut env_error = None;
+                        for (name, template) in &spec.env {
+                            match templates.render_text(template, &context) {
+                                Ok(value) => env.push((name.clone(), value)),
+                                Err(problem) => env_error = Some(format!("env `{name}`: {problem}")),
+                            }
+                        }
+                        match env_error {
+                            Some(error) => StepResult::failed(error),
+                            None => {
+                                let request = StepRequest {
+                                    run_id,
+                                    step: step.clone(),
+                                    attempt,
+                                    config: spec.config.clone(),
+                                    context,
+                                    templates,
+                                    env,
+                                    cancel: token.clone(),
+                                    artifacts,
+                                    inherited_env: environment.vars.clone(),
+                                    working_dir: environment.dir.clone(),
+                                };
+                                execute_with_timeout(kind.as_ref(), request, spec.timeout(), &token).await
+                            }
+                        }
+                    }
+                };
+                let _ = done.send(Finished { step, attempt, result, duration: started.elapsed() });
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Turns a finished step into its event.
+    fn finished(&mut self, finished: Finished) {
+        let Finished { step, attempt, result, duration } = finished;
+        self.running.remove(&step);
+        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let now = Utc::now();
+        let outcome = result.outcome.and_then(|values| self.outputs(&step, values));
+        let kind = match outcome {
+            Ok(outputs) => EventKind::StepSucceeded {
+                step,
+                attempt,
+                outputs,
+                exit_code: result.exit_code,
+                artifacts: result.artifacts,
+                duration_ms,
+            },
+            Err(error) => {
+                let error = self.masker.mask(&error);
+                match self.state.failure_event_kind(&step, attempt, error, now, rand::random()) {
+                    EventKind::StepFailed { step, attempt, error, retry_at, .. } => EventKind::StepFailed {
+                        step,
+                        attempt,
+                        error,
+                        retry_at,
+                        exit_code: result.exit_code,
+                        artifacts: result.artifacts,
+                        duration_ms,
+                    },
+                    other => other,
+                }
+            }
+        };
+        if let Err(error) = self.record(Event { at: now, kind }) {
+            tracing::error!(%error, "a step result does not fit the run");
+        }
+    }
+
+    /// Evaluates a step's `outputs` templates with the kind's values in scope.
+    fn outputs(&self, step: &StepId, values: serde_json::Map<String, serde_json::Value>) -> std::result::Result<Outputs, String> {
+        let Some(spec) = self.state.workflow.step(step) else { return Ok(Outputs::new()) };
+        let mut outputs = Outputs::new();
+        if spec.outputs.is_empty() {
+            if let Some(code) = values.get("exit_code") {
+                outputs.insert("exit_code".to_owned(), code.clone());
+            }
+            return Ok(outputs);
+        }
+        let mut context = self.state.template_context();
+        if let serde_json::Value::Object(map) = &mut context {
+            for (name, value) in values.iter() {
+                map.insert(name.clone(), value.clone());
+            }
+        }
+        for (name, template) in &spec.outputs {
+            let value = self.engine.templates.eval_value(template, &context).map_err(|problem| {
+                let hint = if template.contains("json") && !values.contains_key("json") {
+                    " (the step's output is not JSON)"
+                } else {
+                    ""
+                };
+                format!("output `{name}`: {problem}{hint}")
+            })?;
+            outputs.insert(name.clone(), self.masker.mask_json(&value));
+        }
+        if let Some(code) = values.get("exit_code") {
+            outputs.entry("exit_code".to_owned()).or_insert_with(|| code.clone());
+        }
+        Ok(outputs)
+    }
+}
+
+async fn sleep_for(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn execute_with_timeout(
+    kind: &dyn crate::step::StepKind,
+    request: StepRequest,
+    timeout: Option<Duration>,
+    token: &CancellationToken,
+) -> StepResult {
+    let execution = kind.execute(request);
+    tokio::pin!(execution);
+    let Some(limit) = timeout else { return execution.await };
+    tokio::select! {
+        result = &mut execution => result,
+        () = tokio::time::sleep(limit) => {
+            token.cancel();
+            let mut result = execution.await;
+            result.outcome = Err(format!("timed out after {}", format_duration(limit)));
+            result
+        }
+    }
+}
+
+fn log_event(event: &Event) {
+    match &event.kind {
+        EventKind::StepFailed { step, attempt, error, .. } => {
+            tracing::warn!(step = %step, attempt = attempt.0, %error, "step failed");
+        }
+        other => tracing::debug!(event = other.type_name(), step = ?other.step().map(ToString::to_string), "event recorded"),
+    }
+}

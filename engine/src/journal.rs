@@ -1,0 +1,221 @@
+//! The journal: a run's events on the storage crate's log, typed, and the run
+//! index (a projection of every run's status, rebuildable from the events).
+
+use chrono::{DateTime, Utc};
+use runbook_storage::{EventLog, KvState, SledStore, StorageError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{EngineError, Result};
+use crate::event::{self, Event, EventKind, ParentRef};
+use crate::ids::{RunId, Seq};
+use crate::state::{RunState, RunStatus};
+
+/// The key/value namespace of the run index.
+const RUNS_NAMESPACE: &str = "runs";
+
+/// The store the engine works on.
+pub type Store = SledStore;
+
+/// One run in the index: what `runbook runs` lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: RunId,
+    pub workflow: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+    /// Events in the run's stream when this entry was written.
+    #[serde(default)]
+    pub events: u64,
+}
+
+impl<'de> Deserialize<'de> for RunStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<RunStatus, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RunStatus::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown run status `{text}`")))
+    }
+}
+
+impl RunSummary {
+    pub fn of(state: &RunState) -> RunSummary {
+        RunSummary {
+            run_id: state.run_id,
+            workflow: state.workflow.name.clone(),
+            status: state.status,
+            started_at: state.started_at,
+            finished_at: state.finished_at,
+            parent: state.parent.clone(),
+            events: state.events,
+        }
+    }
+}
+
+/// Typed access to runs' event streams.
+pub struct Journal {
+    store: Store,
+    /// With `RUNBOOK_CRASH_AFTER_EVENTS=N`: abort right after the N-th event this process appended is durable.
+    crash_after_events: Option<u64>,
+    appended: AtomicU64,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("store", &self.store.path()).finish()
+    }
+}
+
+impl Journal {
+    pub fn new(store: Store, crash_after_events: Option<u64>) -> Arc<Journal> {
+        Arc::new(Journal { store, crash_after_events, appended: AtomicU64::new(0) })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A new run id.
+    pub fn allocate_run_id(&self) -> Result<RunId> {
+        let id = self.store.allocate_stream_id()?;
+        RunId::new(id).ok_or_else(|| {
+            EngineError::Store(StorageError::Backend {
+                context: "allocating a run id".to_owned(),
+                message: "the store handed out stream id 0".to_owned(),
+            })
+        })
+    }
+
+    /// Every event of a run in order, decoded; a corrupt or undecodable record is an error, never skipped.
+    pub fn events(&self, run: RunId) -> impl Iterator<Item = Result<(Seq, Event)>> + '_ {
+        self.store.read(run.get(), 1).map(move |record| {
+            let (seq, bytes) = record.map_err(|e| EngineError::storage(run, e))?;
+            let event = event::decode(&bytes)
+                .map_err(|e| EngineError::Decode { run, seq, message: e.to_string() })?;
+            Ok((Seq(seq), event))
+        })
+    }
+
+    /// The fold of a run's whole log, and the seq its next event must use.
+    pub fn load(&self, run: RunId) -> Result<(RunState, Seq)> {
+        let mut events = self.events(run);
+        let Some(first) = events.next() else {
+            return Err(EngineError::UnknownRun(run));
+        };
+        let (_, first) = first?;
+        let mut state = RunState::start(run, &first)
+            .map_err(|e| EngineError::Apply { run, seq: 1, message: e.message })?;
+        let mut next = Seq(2);
+        for item in events {
+            let (seq, event) = item?;
+            state.apply(&event).map_err(|e| EngineError::Apply { run, seq: seq.0, message: e.message })?;
+            next = Seq(seq.0 + 1);
+        }
+        Ok((state, next))
+    }
+
+    /// Appends events at `expected_next`, durably, and returns the next seq.
+    /// Honours `RUNBOOK_CRASH_AFTER_EVENTS`: the events up to the N-th are
+    /// appended and the process aborts once they are durable.
+    pub async fn append(&self, run: RunId, expected_next: Seq, events: &[Event]) -> Result<Seq> {
+        if events.is_empty() {
+            return Ok(expected_next);
+        }
+        let mut records = Vec::with_capacity(events.len());
+        for event in events {
+            records.push(event::encode(event).map_err(|e| EngineError::Encode { run, message: e.to_string() })?);
+        }
+        let mut crash = false;
+        if let Some(limit) = self.crash_after_events {
+            let before = self.appended.load(Ordering::SeqCst);
+            let room = limit.saturating_sub(before);
+            if (records.len() as u64) >= room {
+                records.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+                crash = true;
+            }
+        }
+        let count = records.len() as u64;
+        let next = if records.is_empty() {
+            expected_next
+        } else {
+            let next = self
+                .store
+                .append_async(run.get(), expected_next.0, records)
+                .await
+                .map_err(|e| EngineError::storage(run, e))?;
+            Seq(next)
+        };
+        self.appended.fetch_add(count, Ordering::SeqCst);
+        if crash {
+            eprintln!("RUNBOOK_CRASH_AFTER_EVENTS reached: aborting after event {} of run {run}", next.0 - 1);
+            std::process::abort();
+        }
+        Ok(next)
+    }
+
+    /// Records a run's summary in the index. The index is a projection: a
+    /// lost write is repaired from the events by [`Journal::runs`].
+    pub fn index(&self, state: &RunState) -> Result<()> {
+        let summary = RunSummary::of(state);
+        let bytes = serde_json::to_vec(&summary)
+            .map_err(|e| EngineError::Encode { run: state.run_id, message: e.to_string() })?;
+        self.store.kv_put_unsynced(RUNS_NAMESPACE, &state.run_id.get().to_be_bytes(), &bytes)?;
+        Ok(())
+    }
+
+    /// Every run, newest first, from the index; entries that may be stale
+    /// (missing, or not finished) are checked against the events and repaired.
+    pub fn runs(&self) -> Result<Vec<RunSummary>> {
+        let mut indexed = std::collections::BTreeMap::new();
+        for (key, value) in self.store.kv_scan(RUNS_NAMESPACE)? {
+            let Ok(bytes) = <[u8; 8]>::try_from(key.as_slice()) else { continue };
+            let Some(run) = RunId::new(u64::from_be_bytes(bytes)) else { continue };
+            if let Ok(summary) = serde_json::from_slice::<RunSummary>(&value) {
+                indexed.insert(run, summary);
+            }
+        }
+        let mut runs = Vec::new();
+        for stream in self.store.streams()? {
+            let Some(run) = RunId::new(stream) else { continue };
+            match indexed.remove(&run) {
+                Some(summary) if summary.status.is_finished() => runs.push(summary),
+                _ => {
+                    let (state, _) = self.load(run)?;
+                    self.index(&state)?;
+                    runs.push(RunSummary::of(&state));
+                }
+            }
+        }
+        // Index entries without events belong to pruned runs.
+        for run in indexed.keys() {
+            self.store.kv_delete(RUNS_NAMESPACE, &run.get().to_be_bytes())?;
+        }
+        runs.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+        Ok(runs)
+    }
+
+    /// The indexed summary of one run, without repair.
+    pub fn indexed(&self, run: RunId) -> Result<Option<RunSummary>> {
+        let value = self.store.kv_get(RUNS_NAMESPACE, &run.get().to_be_bytes())?;
+        Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+}
+
+/// Whether an event changes what the run index says.
+pub fn changes_summary(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::RunStarted(_)
+        | EventKind::RunSucceeded {}
+        | EventKind::RunFailed { .. }
+        | EventKind::RunResumed { .. }
+        | EventKind::RunInterrupted { .. }
+        | EventKind::RunNeedsAttention { .. }
+        | EventKind::RunCancelled { .. } => true,
+        EventKind::StepStarted { .. }
+        | EventKind::StepSucceeded { .. }
+        | EventKind::StepFailed { .. }
+        | EventKind::StepSkipped { .. } => false,
+    }
+}

@@ -1,0 +1,477 @@
+//! The commands that work on an open store, for this process or for another
+//! `runbook` process served over the store's socket.
+
+use anyhow::{Context as _, Result, anyhow};
+use chrono::{DateTime, Utc};
+use runbook_engine::error::EngineError;
+use runbook_engine::event::{Event, EventKind};
+use runbook_engine::executor::{Engine, Observed, RunControl, RunEnvironment};
+use runbook_engine::ids::{RunId, StepId};
+use runbook_engine::inputs::{parse_assignment, resolve_inputs};
+use runbook_engine::journal::RunSummary;
+use runbook_engine::load::{LoadedWorkflow, load_file};
+use runbook_engine::state::{RunState, RunStatus};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::flags::{Command, ResumeArgs, RunArgs};
+use crate::progress::{self, Progress};
+use crate::term::Term;
+
+/// Exit codes of the contract.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const INVALID: u8 = 2;
+    pub const NEEDS_ATTENTION: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Everything a command needs that lives as long as the open store.
+pub struct App {
+    pub engine: Arc<Engine>,
+    /// Runs executing in this process, with the means to stop them.
+    active: Mutex<HashMap<RunId, RunControl>>,
+    /// Cancelled on Ctrl-C/SIGTERM: every run executing here is interrupted.
+    pub shutdown: CancellationToken,
+}
+
+/// Where a command came from: this process, or another process through the socket.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub environment: RunEnvironment,
+    /// The caller's `--workflows` directory, absolute.
+    pub workflows_dir: PathBuf,
+    /// Cancelled when the caller goes away (Ctrl-C in the other process).
+    pub gone: CancellationToken,
+}
+
+impl App {
+    pub fn new(engine: Arc<Engine>) -> Arc<App> {
+        Arc::new(App { engine, active: Mutex::new(HashMap::new()), shutdown: CancellationToken::new() })
+    }
+
+    fn active_control(&self, run: RunId) -> Option<RunControl> {
+        self.active.lock().ok().and_then(|active| active.get(&run).cloned())
+    }
+
+    /// Whether this process is executing the run. The store admits one process,
+    /// so a run nobody here executes is executed nowhere.
+    pub fn is_executing(&self, run: RunId) -> bool {
+        self.active_control(run).is_some()
+    }
+
+    /// A run's status as users see it: `running` in the log but executed by nobody is `interrupted`.
+    fn visible_status(&self, run: RunId, logged: RunStatus) -> RunStatus {
+        if logged == RunStatus::Running && !self.is_executing(run) { RunStatus::Interrupted } else { logged }
+    }
+
+    pub fn registry(&self) -> &runbook_engine::step::Registry {
+        self.engine.registry()
+    }
+
+    /// Runs one command and returns its exit code.
+    pub async fn dispatch(self: &Arc<App>, command: Command, term: &Term, caller: &Caller) -> Result<u8> {
+        match command {
+            Command::Validate { paths } => Ok(validate(self.registry(), &paths, term, &caller.environment)),
+            Command::Run(args) => self.run(args, term, caller).await,
+            Command::Resume(args) => self.resume(args, term, caller).await,
+            Command::Status { run_id, json } => self.status(&run_id, json, term),
+            Command::Runs { workflow, status, json } => self.runs(workflow.as_deref(), status.as_deref(), json, term),
+            Command::Events { run_id, json: _ } => self.events(&run_id, term),
+            Command::Logs { run_id, step, attempt } => self.logs(&run_id, step.as_deref(), attempt, term),
+            Command::Cancel { run_id } => self.cancel(&run_id, term).await,
+        }
+    }
+
+    async fn run(self: &Arc<App>, args: RunArgs, term: &Term, caller: &Caller) -> Result<u8> {
+        let path = resolve_workflow(&args.workflow, &caller.workflows_dir, caller.environment.dir.as_deref())?;
+        let loaded: LoadedWorkflow = load_file(&path, self.registry()).map_err(EngineError::Invalid)?;
+        let mut given = Vec::new();
+        for text in &args.inputs {
+            given.push(parse_assignment(text).map_err(|message| EngineError::Inputs {
+                workflow: loaded.workflow.name.clone(),
+                problems: vec![message],
+            })?);
+        }
+        let inputs = resolve_inputs(&loaded.workflow, &given)?;
+        let run_id = self.engine.start_run(&loaded, inputs, None, &caller.environment).await?;
+        self.execute_and_follow(run_id, args.json, term, caller).await
+    }
+
+    async fn resume(self: &Arc<App>, args: ResumeArgs, term: &Term, caller: &Caller) -> Result<u8> {
+        let run_id = parse_run(&args.run_id)?;
+        if self.is_executing(run_id) {
+            return Err(EngineError::Busy { run: run_id, holder: format!("this store's holder (process {})", std::process::id()) }.into());
+        }
+        let rerun = parse_steps(&args.rerun)?;
+        let skip = parse_steps(&args.skip)?;
+        let (state, _) = self.engine.journal().load(run_id)?;
+        let stored = &state.source_path;
+        warn_if_changed(stored, &state.source_hash, term);
+        self.engine.resume_run(run_id, rerun, skip).await?;
+        self.execute_and_follow(run_id, args.json, term, caller).await
+    }
+
+    async fn execute_and_follow(self: &Arc<App>, run_id: RunId, json: bool, term: &Term, caller: &Caller) -> Result<u8> {
+        let control = RunControl::default();
+        {
+            let mut active = self.active.lock().map_err(|_| anyhow!("the table of active runs is poisoned"))?;
+            if active.contains_key(&run_id) {
+                return Err(EngineError::Busy { run: run_id, holder: "this process".to_owned() }.into());
+            }
+            active.insert(run_id, control.clone());
+        }
+        // Ctrl-C here, the caller going away, or a shutdown interrupts the run.
+        let interrupt = control.interrupt.clone();
+        let gone = caller.gone.clone();
+        let shutdown = self.shutdown.clone();
+        let watcher = tokio::spawn(async move {
+            tokio::select! {
+                () = gone.cancelled() => interrupt.cancel(),
+                () = shutdown.cancelled() => interrupt.cancel(),
+                () = interrupt.cancelled() => {}
+            }
+        });
+        let (tx, rx) = mpsc::unbounded_channel::<Observed>();
+        let printer = (!json).then(|| {
+            let (state, _) = match self.engine.journal().load(run_id) {
+                Ok(loaded) => loaded,
+                Err(_) => return None,
+            };
+            let progress = Progress::new(term.clone(), &state);
+            progress.header(&state);
+            Some(tokio::spawn(progress::follow(progress, rx)))
+        });
+        let result = self.engine.execute(run_id, control.clone(), caller.environment.clone(), Some(tx)).await;
+        if let Ok(mut active) = self.active.lock() {
+            active.remove(&run_id);
+        }
+        control.interrupt.cancel();
+        let _ = watcher.await;
+        if let Some(Some(printer)) = printer {
+            let _ = printer.await;
+        }
+        let status = result?;
+        let (state, _) = self.engine.journal().load(run_id)?;
+        if json {
+            term.out(serde_json::to_string_pretty(&status_json(&state, status))?);
+        } else {
+            progress::final_line(term, &state, status);
+        }
+        Ok(exit_code(status))
+    }
+
+    fn status(&self, run_id: &str, json: bool, term: &Term) -> Result<u8> {
+        let run_id = parse_run(run_id)?;
+        let (state, _) = self.engine.journal().load(run_id)?;
+        let status = self.visible_status(run_id, state.status);
+        if json {
+            term.out(serde_json::to_string_pretty(&status_json(&state, status))?);
+        } else {
+            progress::status_table(term, &state, status);
+        }
+        Ok(exit::OK)
+    }
+
+    fn runs(&self, workflow: Option<&str>, status: Option<&str>, json: bool, term: &Term) -> Result<u8> {
+        let wanted = match status {
+            Some(text) => Some(RunStatus::parse(text).ok_or_else(|| {
+                anyhow!(UsageError(format!(
+                    "unknown status `{text}`: one of running, succeeded, failed, interrupted, needs_attention, cancelled"
+                )))
+            })?),
+            None => None,
+        };
+        let runs: Vec<RunSummary> = self
+            .engine
+            .journal()
+            .runs()?
+            .into_iter()
+            .map(|mut summary| {
+                summary.status = self.visible_status(summary.run_id, summary.status);
+                summary
+            })
+            .filter(|s| workflow.is_none_or(|w| s.workflow == w))
+            .filter(|s| wanted.is_none_or(|w| s.status == w))
+            .collect();
+        if json {
+            let items: Vec<serde_json::Value> = runs
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "run_id": s.run_id,
+                        "workflow": s.workflow,
+                        "status": s.status.as_str(),
+                        "started_at": s.started_at,
+                        "finished_at": s.finished_at,
+                    })
+                })
+                .collect();
+            term.out(serde_json::to_string_pretty(&items)?);
+        } else {
+            progress::runs_table(term, &runs);
+        }
+        Ok(exit::OK)
+    }
+
+    fn events(&self, run_id: &str, term: &Term) -> Result<u8> {
+        let run_id = parse_run(run_id)?;
+        let mut any = false;
+        for item in self.engine.journal().events(run_id) {
+            let (seq, event) = item?;
+            any = true;
+            term.out(serde_json::to_string(&event_json(seq.0, &event)?)?);
+        }
+        if !any {
+            return Err(EngineError::UnknownRun(run_id).into());
+        }
+        Ok(exit::OK)
+    }
+
+    fn logs(&self, run_id: &str, step: Option<&str>, attempt: Option<u32>, term: &Term) -> Result<u8> {
+        let run_id = parse_run(run_id)?;
+        let (state, _) = self.engine.journal().load(run_id)?;
+        let step = match step {
+            Some(text) => {
+                let id = StepId::new(text).map_err(|m| anyhow!(UsageError(m)))?;
+                if state.workflow.step(&id).is_none() {
+                    return Err(EngineError::UnknownStep { run: run_id, step: id }.into());
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        let store_dir = self.engine.journal().store().path().to_path_buf();
+        let mut shown = 0;
+        for item in self.engine.journal().events(run_id) {
+            let (_, event) = item?;
+            let (id, n, artifacts) = match &event.kind {
+                EventKind::StepSucceeded { step, attempt, artifacts, .. }
+                | EventKind::StepFailed { step, attempt, artifacts, .. } => (step, attempt, artifacts),
+                _ => continue,
+            };
+            if step.as_ref().is_some_and(|s| s != id) || attempt.is_some_and(|a| a != n.0) {
+                continue;
+            }
+            for artifact in artifacts {
+                if artifact.size == 0 {
+                    continue;
+                }
+                term.out(format!("==> {id} attempt {n} {} <==", artifact.name));
+                let path = store_dir.join(&artifact.path);
+                let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let digest = hex::encode(Sha256::digest(&bytes));
+                if digest != artifact.sha256 {
+                    term.err(format!("warning: {} does not match the checksum recorded in the run's events", path.display()));
+                }
+                term.out_bytes(&bytes);
+                if !bytes.ends_with(b"\n") {
+                    term.out("");
+                }
+                if artifact.dropped_bytes > 0 {
+                    term.out(format!("[{} more bytes were not kept: the capture cap was reached]", artifact.dropped_bytes));
+                }
+                shown += 1;
+            }
+        }
+        if shown == 0 {
+            let what = step.map_or_else(|| "any step".to_owned(), |s| format!("step `{s}`"));
+            term.err(format!("no output was captured for {what} of run {run_id}"));
+        }
+        Ok(exit::OK)
+    }
+
+    async fn cancel(&self, run_id: &str, term: &Term) -> Result<u8> {
+        let run_id = parse_run(run_id)?;
+        if let Some(control) = self.active_control(run_id) {
+            control.cancel.cancel();
+            term.out(format!("cancelling run {run_id}: its steps are being stopped"));
+            return Ok(exit::OK);
+        }
+        let (state, next) = self.engine.journal().load(run_id)?;
+        if state.status.is_finished() {
+            return Err(anyhow!(UsageError(format!("run {run_id} has already finished ({})", state.status.as_str()))));
+        }
+        let event = Event { at: Utc::now(), kind: EventKind::RunCancelled { reason: "cancelled by the operator".to_owned() } };
+        self.engine.journal().append(run_id, next, std::slice::from_ref(&event)).await?;
+        let (state, _) = self.engine.journal().load(run_id)?;
+        self.engine.journal().index(&state)?;
+        term.out(format!("run {run_id} cancelled"));
+        Ok(exit::OK)
+    }
+}
+
+/// A mistake in how the command was called (exit 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn parse_run(text: &str) -> Result<RunId> {
+    text.parse::<RunId>().map_err(|m| anyhow!(UsageError(m)))
+}
+
+fn parse_steps(texts: &[String]) -> Result<Vec<StepId>> {
+    texts.iter().map(|t| StepId::new(t).map_err(|m| anyhow!(UsageError(m)))).collect()
+}
+
+/// The exit code for a run's final status.
+pub fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Succeeded => exit::OK,
+        RunStatus::Failed | RunStatus::Cancelled => exit::FAILED,
+        RunStatus::NeedsAttention => exit::NEEDS_ATTENTION,
+        RunStatus::Interrupted | RunStatus::Running => exit::INTERRUPTED,
+    }
+}
+
+/// A workflow argument: a path to a file, or a name in the workflows directory.
+pub fn resolve_workflow(argument: &str, workflows_dir: &Path, cwd: Option<&Path>) -> Result<PathBuf> {
+    let absolute = |p: &Path| match cwd {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p.to_path_buf(),
+    };
+    let as_path = absolute(Path::new(argument));
+    if as_path.is_file() {
+        return Ok(as_path);
+    }
+    let dir = absolute(workflows_dir);
+    for candidate in [dir.join(format!("{argument}.yaml")), dir.join(format!("{argument}.yml")), dir.join(argument)] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(anyhow!(UsageError(format!(
+        "no workflow `{argument}`: not a file, and not found as {}/{argument}.yaml (set the directory with --workflows DIR)",
+        dir.display()
+    ))))
+}
+
+fn warn_if_changed(path: &str, stored_hash: &str, term: &Term) {
+    if path.is_empty() {
+        return;
+    }
+    if let Ok(bytes) = std::fs::read(path) {
+        if hex::encode(Sha256::digest(&bytes)) != stored_hash {
+            term.err(format!(
+                "warning: {path} has changed since the run started; the run goes on with the definition it started with"
+            ));
+        }
+    }
+}
+
+/// `runbook validate`: every file, every problem.
+pub fn validate(registry: &runbook_engine::step::Registry, paths: &[PathBuf], term: &Term, environment: &RunEnvironment) -> u8 {
+    let mut files = Vec::new();
+    for path in paths {
+        let path = match &environment.dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.clone(),
+        };
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path);
+        }
+    }
+    let mut invalid = 0;
+    for file in &files {
+        match load_file(file, registry) {
+            Ok(loaded) => term.out(format!("{}: ok ({} steps)", file.display(), loaded.workflow.steps.len())),
+            Err(diagnostics) => {
+                invalid += 1;
+                term.err(diagnostics.to_string());
+            }
+        }
+    }
+    if invalid > 0 {
+        term.err(format!("{invalid} of {} workflow files are invalid", files.len()));
+        exit::INVALID
+    } else {
+        exit::OK
+    }
+}
+
+/// `status --json`: the contract's shape.
+pub fn status_json(state: &RunState, status: RunStatus) -> serde_json::Value {
+    let steps: Vec<serde_json::Value> = state
+        .workflow
+        .steps
+        .iter()
+        .zip(&state.steps)
+        .map(|(spec, s)| {
+            let mut step = serde_json::json!({
+                "id": spec.id,
+                "status": s.phase.status(),
+                "attempts": s.attempt.0,
+                "outputs": s.outputs,
+                "started_at": s.started_at,
+                "finished_at": s.finished_at,
+            });
+            if let (Some(error), serde_json::Value::Object(map)) = (&s.error, &mut step) {
+                map.insert("error".to_owned(), serde_json::Value::String(error.clone()));
+            }
+            step
+        })
+        .collect();
+    let mut value = serde_json::json!({
+        "run_id": state.run_id,
+        "workflow": state.workflow.name,
+        "status": status.as_str(),
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+        "steps": steps,
+    });
+    if let (Some(reason), serde_json::Value::Object(map)) = (&state.reason, &mut value) {
+        map.insert("reason".to_owned(), serde_json::Value::String(reason.clone()));
+    }
+    value
+}
+
+/// An event as `runbook events` prints it: `seq` first, then the event's own fields.
+fn event_json(seq: u64, event: &Event) -> Result<serde_json::Value> {
+    let mut object = serde_json::Map::new();
+    object.insert("seq".to_owned(), serde_json::Value::from(seq));
+    if let serde_json::Value::Object(fields) = serde_json::to_value(event)? {
+        object.insert("at".to_owned(), fields.get("at").cloned().unwrap_or_default());
+        object.insert("type".to_owned(), fields.get("type").cloned().unwrap_or_default());
+        for (key, value) in fields {
+            object.entry(key).or_insert(value);
+        }
+    }
+    Ok(serde_json::Value::Object(object))
+}
+
+/// Seconds, minutes or hours between two instants, for people.
+pub fn elapsed(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let ms = (to - from).num_milliseconds().max(0);
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1_000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1_000)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
+    }
+}
