@@ -106,7 +106,11 @@ impl App {
     async fn resume(self: &Arc<App>, args: ResumeArgs, term: &Term, caller: &Caller) -> Result<u8> {
         let run_id = parse_run(&args.run_id)?;
         if self.is_executing(run_id) {
-            return Err(EngineError::Busy { run: run_id, holder: format!("this store's holder (process {})", std::process::id()) }.into());
+            return Err(EngineError::Busy {
+                run: run_id,
+                holder: format!("this store's holder (process {})", std::process::id()),
+            }
+            .into());
         }
         let rerun = parse_steps(&args.rerun)?;
         let skip = parse_steps(&args.skip)?;
@@ -117,7 +121,13 @@ impl App {
         self.execute_and_follow(run_id, args.json, term, caller).await
     }
 
-    async fn execute_and_follow(self: &Arc<App>, run_id: RunId, json: bool, term: &Term, caller: &Caller) -> Result<u8> {
+    async fn execute_and_follow(
+        self: &Arc<App>,
+        run_id: RunId,
+        json: bool,
+        term: &Term,
+        caller: &Caller,
+    ) -> Result<u8> {
         let control = RunControl::default();
         {
             let mut active = self.active.lock().map_err(|_| anyhow!("the table of active runs is poisoned"))?;
@@ -267,14 +277,20 @@ impl App {
                 let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 let digest = hex::encode(Sha256::digest(&bytes));
                 if digest != artifact.sha256 {
-                    term.err(format!("warning: {} does not match the checksum recorded in the run's events", path.display()));
+                    term.err(format!(
+                        "warning: {} does not match the checksum recorded in the run's events",
+                        path.display()
+                    ));
                 }
                 term.out_bytes(&bytes);
                 if !bytes.ends_with(b"\n") {
                     term.out("");
                 }
                 if artifact.dropped_bytes > 0 {
-                    term.out(format!("[{} more bytes were not kept: the capture cap was reached]", artifact.dropped_bytes));
+                    term.out(format!(
+                        "[{} more bytes were not kept: the capture cap was reached]",
+                        artifact.dropped_bytes
+                    ));
                 }
                 shown += 1;
             }
@@ -297,7 +313,8 @@ impl App {
         if state.status.is_finished() {
             return Err(anyhow!(UsageError(format!("run {run_id} has already finished ({})", state.status.as_str()))));
         }
-        let event = Event { at: Utc::now(), kind: EventKind::RunCancelled { reason: "cancelled by the operator".to_owned() } };
+        let event =
+            Event { at: Utc::now(), kind: EventKind::RunCancelled { reason: "cancelled by the operator".to_owned() } };
         self.engine.journal().append(run_id, next, std::slice::from_ref(&event)).await?;
         let (state, _) = self.engine.journal().load(run_id)?;
         self.engine.journal().index(&state)?;
@@ -362,17 +379,22 @@ fn warn_if_changed(path: &str, stored_hash: &str, term: &Term) {
     if path.is_empty() {
         return;
     }
-    if let Ok(bytes) = std::fs::read(path) {
-        if hex::encode(Sha256::digest(&bytes)) != stored_hash {
-            term.err(format!(
-                "warning: {path} has changed since the run started; the run goes on with the definition it started with"
-            ));
-        }
+    if let Ok(bytes) = std::fs::read(path)
+        && hex::encode(Sha256::digest(&bytes)) != stored_hash
+    {
+        term.err(format!(
+            "warning: {path} has changed since the run started; the run goes on with the definition it started with"
+        ));
     }
 }
 
 /// `runbook validate`: every file, every problem.
-pub fn validate(registry: &runbook_engine::step::Registry, paths: &[PathBuf], term: &Term, environment: &RunEnvironment) -> u8 {
+pub fn validate(
+    registry: &runbook_engine::step::Registry,
+    paths: &[PathBuf],
+    term: &Term,
+    environment: &RunEnvironment,
+) -> u8 {
     let mut files = Vec::new();
     for path in paths {
         let path = match &environment.dir {

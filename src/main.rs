@@ -53,7 +53,8 @@ fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let color = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(color);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -111,9 +112,11 @@ async fn run(cli: Cli) -> Result<u8> {
 async fn hold(store: SledStore, cli: Cli, registry: runbook_engine::step::Registry) -> Result<u8> {
     let dir = store.path().to_path_buf();
     let crash_after = match std::env::var("RUNBOOK_CRASH_AFTER_EVENTS") {
-        Ok(text) => Some(text.trim().parse::<u64>().map_err(|_| {
-            UsageError(format!("RUNBOOK_CRASH_AFTER_EVENTS is `{text}`, not a number of events"))
-        })?),
+        Ok(text) => Some(
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| UsageError(format!("RUNBOOK_CRASH_AFTER_EVENTS is `{text}`, not a number of events")))?,
+        ),
         Err(_) => None,
     };
     let journal = Journal::new(store, crash_after);

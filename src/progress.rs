@@ -64,7 +64,9 @@ impl Progress {
                 self.line(step.as_str(), format!("failed{after}: {error}{retry}"));
             }
             EventKind::StepSkipped { step, reason } => self.line(step.as_str(), format!("skipped: {reason}")),
-            EventKind::RunNeedsAttention { reason, .. } => self.term.out(format!("run {run}: needs attention: {reason}")),
+            EventKind::RunNeedsAttention { reason, .. } => {
+                self.term.out(format!("run {run}: needs attention: {reason}"))
+            }
             EventKind::RunInterrupted { .. }
             | EventKind::RunCancelled { .. }
             | EventKind::RunSucceeded {}
@@ -134,7 +136,10 @@ pub fn status_table(term: &Term, state: &RunState, status: RunStatus) {
         term.out(format!("  {reason}"));
     }
     let width = state.workflow.steps.iter().map(|s| s.id.as_str().len()).max().unwrap_or(4).max(4);
-    term.out(format!("  {:<width$}  {:<9}  {:>8}  {:<8}  {:>8}  ERROR", "STEP", "STATUS", "ATTEMPTS", "STARTED", "DURATION"));
+    term.out(format!(
+        "  {:<width$}  {:<9}  {:>8}  {:<8}  {:>8}  ERROR",
+        "STEP", "STATUS", "ATTEMPTS", "STARTED", "DURATION"
+    ));
     for (spec, s) in state.workflow.steps.iter().zip(&state.steps) {
         let started = s.started_at.map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_else(|| "-".to_owned());
         let duration = match (s.started_at, s.finished_at) {

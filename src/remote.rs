@@ -75,7 +75,8 @@ pub fn bind(store_dir: &Path) -> Result<UnixListener> {
     let path = store_dir.join(SOCKET_NAME);
     // We hold the store's lock, so no live process serves this socket.
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).with_context(|| format!("cannot serve the store on {}", path.display()))?;
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("cannot serve the store on {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
@@ -134,7 +135,8 @@ async fn serve_one(app: Arc<App>, stream: UnixStream) -> Result<()> {
     let term = Term::Remote(tx.clone());
     let code = match Cli::try_parse_from(&request.argv) {
         Ok(cli) => {
-            let workflows_dir = if cli.workflows.is_relative() { request.cwd.join(&cli.workflows) } else { cli.workflows.clone() };
+            let workflows_dir =
+                if cli.workflows.is_relative() { request.cwd.join(&cli.workflows) } else { cli.workflows.clone() };
             let caller = Caller {
                 environment: RunEnvironment { vars: Some(Arc::new(request.env)), dir: Some(request.cwd) },
                 workflows_dir,
@@ -169,7 +171,9 @@ pub async fn forward(store_dir: &Path) -> Result<Option<u8>> {
         Err(error) if matches!(error.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
             return Ok(None);
         }
-        Err(error) => return Err(anyhow!(error).context(format!("cannot reach the store's holder on {}", path.display()))),
+        Err(error) => {
+            return Err(anyhow!(error).context(format!("cannot reach the store's holder on {}", path.display())));
+        }
     };
     let request = Request {
         argv: std::env::args().collect(),

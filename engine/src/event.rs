@@ -26,7 +26,10 @@ pub enum EventKind {
     /// The first event of every run: the full definition, so a resume never depends on the file.
     RunStarted(Box<RunStarted>),
     /// Durable before the step's work begins.
-    StepStarted { step: StepId, attempt: Attempt },
+    StepStarted {
+        step: StepId,
+        attempt: Attempt,
+    },
     StepSucceeded {
         step: StepId,
         attempt: Attempt,
@@ -53,7 +56,10 @@ pub enum EventKind {
         #[serde(default)]
         duration_ms: u64,
     },
-    StepSkipped { step: StepId, reason: String },
+    StepSkipped {
+        step: StepId,
+        reason: String,
+    },
     RunSucceeded {},
     RunFailed {
         #[serde(default)]
@@ -74,8 +80,13 @@ pub enum EventKind {
         running: Vec<StepId>,
     },
     /// Steps were found started but unfinished and are not safe to repeat; an operator decides.
-    RunNeedsAttention { steps: Vec<StepId>, reason: String },
-    RunCancelled { reason: String },
+    RunNeedsAttention {
+        steps: Vec<StepId>,
+        reason: String,
+    },
+    RunCancelled {
+        reason: String,
+    },
 }
 
 /// The definition and inputs a run started with.

@@ -155,7 +155,11 @@ impl Engine {
             })),
         };
         self.journal.append(run_id, Seq(1), std::slice::from_ref(&first)).await?;
-        let state = RunState::start(run_id, &first).map_err(|e| EngineError::Apply { run: run_id, seq: 1, message: e.message })?;
+        let state = RunState::start(run_id, &first).map_err(|e| EngineError::Apply {
+            run: run_id,
+            seq: 1,
+            message: e.message,
+        })?;
         self.journal.index(&state)?;
         Ok(run_id)
     }
@@ -165,7 +169,9 @@ impl Engine {
         let (state, next) = self.journal.load(run_id)?;
         let hint = match state.status {
             RunStatus::Succeeded => Some("there is nothing to resume".to_owned()),
-            RunStatus::Cancelled => Some("a cancelled run is not resumed; start a new one with `runbook run`".to_owned()),
+            RunStatus::Cancelled => {
+                Some("a cancelled run is not resumed; start a new one with `runbook run`".to_owned())
+            }
             RunStatus::Running | RunStatus::Failed | RunStatus::Interrupted | RunStatus::NeedsAttention => None,
         };
         if let Some(hint) = hint {
@@ -183,7 +189,10 @@ impl Engine {
                 .iter()
                 .zip(&state.steps)
                 .filter(|(spec, s)| {
-                    s.phase == StepPhase::Orphan && !spec.idempotent && !rerun.contains(&spec.id) && !skip.contains(&spec.id)
+                    s.phase == StepPhase::Orphan
+                        && !spec.idempotent
+                        && !rerun.contains(&spec.id)
+                        && !skip.contains(&spec.id)
                 })
                 .map(|(spec, _)| spec.id.to_string())
                 .collect();
@@ -263,10 +272,9 @@ impl Engine {
                 tracing::info!(%reason, "took over the run's lease");
                 Ok(())
             }
-            LeaseOutcome::Held(holder) => Err(EngineError::Busy {
-                run: run_id,
-                holder: format!("process {} on {}", holder.pid, holder.host),
-            }),
+            LeaseOutcome::Held(holder) => {
+                Err(EngineError::Busy { run: run_id, holder: format!("process {} on {}", holder.pid, holder.host) })
+            }
         }
     }
 
@@ -301,6 +309,9 @@ struct Finished {
     result: StepResult,
     duration: Duration,
 }
+
+/// Steps to launch after the next flush, and when to wake up if nothing else happens.
+type Launches = (Vec<(StepId, Attempt)>, Option<DateTime<Utc>>);
 
 struct RunLoop<'e> {
     engine: &'e Engine,
@@ -362,7 +373,7 @@ impl RunLoop<'_> {
     }
 
     /// Decides until nothing is left to decide; returns the steps to launch and the next wake-up.
-    fn decide_all(&mut self) -> Result<(Vec<(StepId, Attempt)>, Option<DateTime<Utc>>)> {
+    fn decide_all(&mut self) -> Result<Launches> {
         let mut launches = Vec::new();
         loop {
             let now = Utc::now();
@@ -376,7 +387,15 @@ impl RunLoop<'_> {
                 }
                 let kind = match action.event_kind() {
                     EventKind::StepFailed { step, attempt, error, retry_at, exit_code, artifacts, duration_ms } => {
-                        EventKind::StepFailed { step, attempt, error: self.masker.mask(&error), retry_at, exit_code, artifacts, duration_ms }
+                        EventKind::StepFailed {
+                            step,
+                            attempt,
+                            error: self.masker.mask(&error),
+                            retry_at,
+                            exit_code,
+                            artifacts,
+                            duration_ms,
+                        }
                     }
                     other => other,
                 };
@@ -536,7 +555,11 @@ impl RunLoop<'_> {
     }
 
     /// Evaluates a step's `outputs` templates with the kind's values in scope.
-    fn outputs(&self, step: &StepId, values: serde_json::Map<String, serde_json::Value>) -> std::result::Result<Outputs, String> {
+    fn outputs(
+        &self,
+        step: &StepId,
+        values: serde_json::Map<String, serde_json::Value>,
+    ) -> std::result::Result<Outputs, String> {
         let Some(spec) = self.state.workflow.step(step) else { return Ok(Outputs::new()) };
         let mut outputs = Outputs::new();
         if spec.outputs.is_empty() {
@@ -599,8 +622,10 @@ async fn execute_with_timeout(
 fn log_event(event: &Event) {
     match &event.kind {
         EventKind::StepFailed { step, attempt, error, .. } => {
-            tracing::warn!(step = %step, attempt = attempt.0, %error, "step failed");
+            tracing::info!(step = %step, attempt = attempt.0, %error, "step failed");
         }
-        other => tracing::debug!(event = other.type_name(), step = ?other.step().map(ToString::to_string), "event recorded"),
+        other => {
+            tracing::debug!(event = other.type_name(), step = ?other.step().map(ToString::to_string), "event recorded")
+        }
     }
 }

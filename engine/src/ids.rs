@@ -28,11 +28,9 @@ impl fmt::Display for RunId {
 impl FromStr for RunId {
     type Err = String;
     fn from_str(text: &str) -> Result<RunId, String> {
-        text.trim()
-            .parse::<u64>()
-            .ok()
-            .and_then(RunId::new)
-            .ok_or_else(|| format!("`{text}` is not a run id (run ids are positive numbers, as `runbook runs` lists them)"))
+        text.trim().parse::<u64>().ok().and_then(RunId::new).ok_or_else(|| {
+            format!("`{text}` is not a run id (run ids are positive numbers, as `runbook runs` lists them)")
+        })
     }
 }
 

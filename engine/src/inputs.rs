@@ -25,7 +25,11 @@ pub fn resolve_inputs(
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
                 let known: Vec<&str> = workflow.inputs.iter().map(|i| i.name.as_str()).collect();
-                let list = if known.is_empty() { "it takes none".to_owned() } else { format!("it takes {}", known.join(", ")) };
+                let list = if known.is_empty() {
+                    "it takes none".to_owned()
+                } else {
+                    format!("it takes {}", known.join(", "))
+                };
                 problems.push(format!("unknown input `{name}`{hint}; {list}"));
             }
         }
@@ -39,7 +43,8 @@ pub fn resolve_inputs(
                 values.insert(spec.name.clone(), default.clone());
             }
             None if spec.required => {
-                let about = if spec.description.is_empty() { String::new() } else { format!(" ({})", spec.description) };
+                let about =
+                    if spec.description.is_empty() { String::new() } else { format!(" ({})", spec.description) };
                 problems.push(format!(
                     "missing required input `{}`{about}: pass -i {}=<{}>",
                     spec.name,

@@ -92,8 +92,7 @@ impl Journal {
     pub fn events(&self, run: RunId) -> impl Iterator<Item = Result<(Seq, Event)>> + '_ {
         self.store.read(run.get(), 1).map(move |record| {
             let (seq, bytes) = record.map_err(|e| EngineError::storage(run, e))?;
-            let event = event::decode(&bytes)
-                .map_err(|e| EngineError::Decode { run, seq, message: e.to_string() })?;
+            let event = event::decode(&bytes).map_err(|e| EngineError::Decode { run, seq, message: e.to_string() })?;
             Ok((Seq(seq), event))
         })
     }
@@ -105,8 +104,8 @@ impl Journal {
             return Err(EngineError::UnknownRun(run));
         };
         let (_, first) = first?;
-        let mut state = RunState::start(run, &first)
-            .map_err(|e| EngineError::Apply { run, seq: 1, message: e.message })?;
+        let mut state =
+            RunState::start(run, &first).map_err(|e| EngineError::Apply { run, seq: 1, message: e.message })?;
         let mut next = Seq(2);
         for item in events {
             let (seq, event) = item?;
@@ -192,7 +191,7 @@ impl Journal {
         for run in indexed.keys() {
             self.store.kv_delete(RUNS_NAMESPACE, &run.get().to_be_bytes())?;
         }
-        runs.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+        runs.sort_by_key(|run| std::cmp::Reverse(run.run_id));
         Ok(runs)
     }
 

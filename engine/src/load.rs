@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::diag::{Diagnostic, Diagnostics, Position, did_you_mean};
 use crate::duration::parse_duration;
 use crate::ids::{StepId, check_workflow_name};
-use crate::model::{
-    DEFAULT_MAX_PARALLEL, InputSpec, InputType, RetryPolicy, ScheduleSpec, StepSpec, Workflow,
-};
+use crate::model::{DEFAULT_MAX_PARALLEL, InputSpec, InputType, RetryPolicy, ScheduleSpec, StepSpec, Workflow};
 use crate::schedule::{parse_cron, parse_timezone};
 use crate::step::{ConfigCheck, Registry};
 use crate::template::{TemplateProblem, Templates};
@@ -39,8 +37,7 @@ pub fn load_file(path: &Path, registry: &Registry) -> Result<LoadedWorkflow, Dia
 
 /// Validates workflow text; `path` is used in messages.
 pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<LoadedWorkflow, Diagnostics> {
-    let root = yaml::parse(source)
-        .map_err(|e| Diagnostics(vec![Diagnostic::new(path, e.position, "", e.message)]))?;
+    let root = yaml::parse(source).map_err(|e| Diagnostics(vec![Diagnostic::new(path, e.position, "", e.message)]))?;
     let mut checker = Checker { file: path, registry, diagnostics: Vec::new(), templates: Templates::new() };
     let workflow = checker.workflow(&root);
     match workflow {
@@ -51,7 +48,7 @@ pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<Loaded
         }),
         _ => {
             let mut diagnostics = checker.diagnostics;
-            diagnostics.sort_by(|a, b| a.position.cmp(&b.position));
+            diagnostics.sort_by_key(|d| d.position);
             diagnostics.dedup();
             Err(Diagnostics(diagnostics))
         }
@@ -60,18 +57,8 @@ pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<Loaded
 
 const WORKFLOW_KEYS: &[&str] = &["name", "description", "inputs", "secrets", "steps", "schedule", "max_parallel"];
 const INPUT_KEYS: &[&str] = &["type", "required", "default", "description"];
-const STEP_KEYS: &[&str] = &[
-    "id",
-    "description",
-    "needs",
-    "if",
-    "timeout",
-    "retry",
-    "continue_on_error",
-    "idempotent",
-    "outputs",
-    "env",
-];
+const STEP_KEYS: &[&str] =
+    &["id", "description", "needs", "if", "timeout", "retry", "continue_on_error", "idempotent", "outputs", "env"];
 const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter"];
 const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "inputs", "overlap", "catch_up"];
 
@@ -299,7 +286,8 @@ impl<'a> Checker<'a> {
     fn input_type(&mut self, name: &str, position: Position, field: &str) -> Option<InputType> {
         let found = InputType::from_name(name);
         if found.is_none() {
-            let hint = did_you_mean(name, InputType::NAMES).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            let hint =
+                did_you_mean(name, InputType::NAMES).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
             self.error(
                 position,
                 field,
@@ -351,7 +339,13 @@ impl<'a> Checker<'a> {
             });
         }
         let entries = self.mapping(node, field, "a cron expression or a mapping with `cron`")?;
-        let mut spec = ScheduleSpec { cron: String::new(), timezone: None, inputs: BTreeMap::new(), overlap: None, catch_up: None };
+        let mut spec = ScheduleSpec {
+            cron: String::new(),
+            timezone: None,
+            inputs: BTreeMap::new(),
+            overlap: None,
+            catch_up: None,
+        };
         let mut ok = true;
         for (key, value) in entries {
             let sub = join(field, &key.name);
@@ -380,8 +374,7 @@ impl<'a> Checker<'a> {
                     }
                 }
                 "overlap" => {
-                    spec.overlap =
-                        self.one_of(value, &sub, &["skip", "queue_one", "allow", "cancel_previous"]);
+                    spec.overlap = self.one_of(value, &sub, &["skip", "queue_one", "allow", "cancel_previous"]);
                 }
                 "catch_up" => spec.catch_up = self.one_of(value, &sub, &["once", "none"]),
                 _ => self.unknown_key(key, field, SCHEDULE_KEYS),
@@ -431,10 +424,8 @@ impl<'a> Checker<'a> {
         let mut seen: HashMap<&StepId, &DraftStep> = HashMap::new();
         for draft in &drafts {
             if let Some(first) = seen.get(&draft.spec.id) {
-                let message = format!(
-                    "duplicate step id `{}` (first used at line {})",
-                    draft.spec.id, first.position.line
-                );
+                let message =
+                    format!("duplicate step id `{}` (first used at line {})", draft.spec.id, first.position.line);
                 self.error(draft.position, join(&draft.field, "id"), message);
             } else {
                 seen.insert(&draft.spec.id, draft);
@@ -459,13 +450,16 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        if graph_ok {
-            if let Some(cycle) = find_cycle(&drafts) {
-                let first = &drafts[cycle[0]];
-                let names: Vec<&str> = cycle.iter().map(|&i| drafts[i].spec.id.as_str()).chain([first.spec.id.as_str()]).collect();
-                self.error(first.position, format!("{}.needs", first.field), format!("the steps form a cycle: {}", names.join(" -> ")));
-                graph_ok = false;
-            }
+        if graph_ok && let Some(cycle) = find_cycle(&drafts) {
+            let first = &drafts[cycle[0]];
+            let names: Vec<&str> =
+                cycle.iter().map(|&i| drafts[i].spec.id.as_str()).chain([first.spec.id.as_str()]).collect();
+            self.error(
+                first.position,
+                format!("{}.needs", first.field),
+                format!("the steps form a cycle: {}", names.join(" -> ")),
+            );
+            graph_ok = false;
         }
         if graph_ok {
             let ancestors = ancestors(&drafts);
@@ -558,22 +552,40 @@ impl<'a> Checker<'a> {
                         for (out_key, out_value) in items {
                             let out_field = join(&sub, &out_key.name);
                             if StepId::new(&out_key.name).is_err() {
-                                self.error(out_key.position, &out_field, format!("`{}` is not a valid output name: use lowercase letters, digits and `_`", out_key.name));
+                                self.error(
+                                    out_key.position,
+                                    &out_field,
+                                    format!(
+                                        "`{}` is not a valid output name: use lowercase letters, digits and `_`",
+                                        out_key.name
+                                    ),
+                                );
                                 continue;
                             }
                             if let Some(template) = self.scalar_text(out_value, &out_field) {
-                                templates.push(TemplateSite { field: out_field, position: out_value.position, source: template.clone(), in_outputs: true });
+                                templates.push(TemplateSite {
+                                    field: out_field,
+                                    position: out_value.position,
+                                    source: template.clone(),
+                                    in_outputs: true,
+                                });
                                 outputs.push((out_key.name.clone(), template));
                             }
                         }
                     }
                 }
                 "env" => {
-                    if let Some(items) = self.mapping(value, &sub, "a mapping of environment variable names to values") {
+                    if let Some(items) = self.mapping(value, &sub, "a mapping of environment variable names to values")
+                    {
                         for (env_key, env_value) in items {
                             let env_field = join(&sub, &env_key.name);
                             if let Some(template) = self.scalar_text(env_value, &env_field) {
-                                templates.push(TemplateSite { field: env_field, position: env_value.position, source: template.clone(), in_outputs: false });
+                                templates.push(TemplateSite {
+                                    field: env_field,
+                                    position: env_value.position,
+                                    source: template.clone(),
+                                    in_outputs: false,
+                                });
                                 env.push((env_key.name.clone(), template));
                             }
                         }
@@ -594,11 +606,22 @@ impl<'a> Checker<'a> {
         let (kind_key, kind_node) = match kinds.as_slice() {
             [one] => *one,
             [] => {
-                self.error(node.position, field, format!("{label} has no kind: add one of {}", kind_names.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")));
+                self.error(
+                    node.position,
+                    field,
+                    format!(
+                        "{label} has no kind: add one of {}",
+                        kind_names.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                );
                 return None;
             }
             [first, second, ..] => {
-                self.error(second.0.position, field, format!("{label} has two kinds, `{}` and `{}`: a step does one thing", first.0.name, second.0.name));
+                self.error(
+                    second.0.position,
+                    field,
+                    format!("{label} has two kinds, `{}` and `{}`: a step does one thing", first.0.name, second.0.name),
+                );
                 return None;
             }
         };
@@ -642,7 +665,9 @@ impl<'a> Checker<'a> {
         let mut policy = RetryPolicy::default();
         // `retry: 3` is short for `retry: { attempts: 3 }`.
         if let Value::Int(n) = node.value {
-            return self.attempts(n, node.position, &join(field, "attempts")).map(|attempts| RetryPolicy { attempts, ..policy });
+            return self
+                .attempts(n, node.position, &join(field, "attempts"))
+                .map(|attempts| RetryPolicy { attempts, ..policy });
         }
         let entries = self.mapping(node, field, "a number of attempts or a mapping with `attempts`")?;
         let mut ok = true;
@@ -655,7 +680,11 @@ impl<'a> Checker<'a> {
                         None => ok = false,
                     },
                     other => {
-                        self.error(value.position, &sub, format!("expected a whole number of at least 1, found {}", other.kind_name()));
+                        self.error(
+                            value.position,
+                            &sub,
+                            format!("expected a whole number of at least 1, found {}", other.kind_name()),
+                        );
                         ok = false;
                     }
                 },
@@ -671,7 +700,11 @@ impl<'a> Checker<'a> {
                     Value::Int(n) if n >= 1 => policy.backoff = n as f64,
                     Value::Float(f) if f >= 1.0 && f.is_finite() => policy.backoff = f,
                     _ => {
-                        self.error(value.position, &sub, "expected a number of at least 1.0 (the factor between successive delays)");
+                        self.error(
+                            value.position,
+                            &sub,
+                            "expected a number of at least 1.0 (the factor between successive delays)",
+                        );
                         ok = false;
                     }
                 },
@@ -692,21 +725,31 @@ impl<'a> Checker<'a> {
         match u32::try_from(n) {
             Ok(attempts) if attempts >= 1 => Some(attempts),
             _ => {
-                self.error(position, field, format!("retry.attempts is {n}: it counts every attempt, the first included, so it is at least 1"));
+                self.error(
+                    position,
+                    field,
+                    format!("retry.attempts is {n}: it counts every attempt, the first included, so it is at least 1"),
+                );
                 None
             }
         }
     }
 
     /// Checks that every template and the `if` of a step refer to declared inputs and to ancestor steps.
-    fn step_references(&mut self, draft: &DraftStep, ancestors: &BTreeSet<usize>, drafts: &[DraftStep], inputs: &[InputSpec]) {
+    fn step_references(
+        &mut self,
+        draft: &DraftStep,
+        ancestors: &BTreeSet<usize>,
+        drafts: &[DraftStep],
+        inputs: &[InputSpec],
+    ) {
         let scope = Scope { ancestors, drafts, inputs, own: draft };
-        if let (Some(condition), Some(position)) = (&draft.spec.condition, draft.condition_position) {
-            if let Ok(variables) = self.templates.expression_variables(condition) {
-                for variable in variables {
-                    if let Err(message) = scope.check(&variable, false) {
-                        self.error(position, join(&draft.field, "if"), message);
-                    }
+        if let (Some(condition), Some(position)) = (&draft.spec.condition, draft.condition_position)
+            && let Ok(variables) = self.templates.expression_variables(condition)
+        {
+            for variable in variables {
+                if let Err(message) = scope.check(&variable, false) {
+                    self.error(position, join(&draft.field, "if"), message);
                 }
             }
         }
@@ -794,7 +837,9 @@ impl Scope<'_> {
                 if in_outputs {
                     known.extend(self.own.output_locals.iter().copied());
                 }
-                let hint = did_you_mean(other, known.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                let hint = did_you_mean(other, known.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
                 Err(format!("unknown variable `{other}`{hint}; templates may use {}", known.join(", ")))
             }
         }
@@ -805,7 +850,12 @@ impl Scope<'_> {
 fn collect_templates(node: &Node, field: &str, out: &mut Vec<TemplateSite>) {
     match &node.value {
         Value::String(s) if s.contains("{{") || s.contains("{%") => {
-            out.push(TemplateSite { field: field.to_owned(), position: node.position, source: s.clone(), in_outputs: false });
+            out.push(TemplateSite {
+                field: field.to_owned(),
+                position: node.position,
+                source: s.clone(),
+                in_outputs: false,
+            });
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
@@ -840,7 +890,13 @@ fn find_cycle(drafts: &[DraftStep]) -> Option<Vec<usize>> {
     // 0 = unvisited, 1 = on the current path, 2 = done.
     let mut state = vec![0u8; drafts.len()];
     let mut path = Vec::new();
-    fn visit(node: usize, drafts: &[DraftStep], index: &HashMap<&StepId, usize>, state: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        node: usize,
+        drafts: &[DraftStep],
+        index: &HashMap<&StepId, usize>,
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         state[node] = 1;
         path.push(node);
         for need in &drafts[node].spec.needs {
@@ -852,10 +908,10 @@ fn find_cycle(drafts: &[DraftStep]) -> Option<Vec<usize>> {
                 cycle.reverse();
                 return Some(cycle);
             }
-            if state[next] == 0 {
-                if let Some(cycle) = visit(next, drafts, index, state, path) {
-                    return Some(cycle);
-                }
+            if state[next] == 0
+                && let Some(cycle) = visit(next, drafts, index, state, path)
+            {
+                return Some(cycle);
             }
         }
         path.pop();
@@ -863,10 +919,10 @@ fn find_cycle(drafts: &[DraftStep]) -> Option<Vec<usize>> {
         None
     }
     for start in 0..drafts.len() {
-        if state[start] == 0 {
-            if let Some(cycle) = visit(start, drafts, &index, &mut state, &mut path) {
-                return Some(cycle);
-            }
+        if state[start] == 0
+            && let Some(cycle) = visit(start, drafts, &index, &mut state, &mut path)
+        {
+            return Some(cycle);
         }
     }
     None
@@ -876,7 +932,12 @@ fn find_cycle(drafts: &[DraftStep]) -> Option<Vec<usize>> {
 fn ancestors(drafts: &[DraftStep]) -> Vec<BTreeSet<usize>> {
     let index: HashMap<&StepId, usize> = drafts.iter().enumerate().map(|(i, d)| (&d.spec.id, i)).collect();
     let mut result: Vec<Option<BTreeSet<usize>>> = vec![None; drafts.len()];
-    fn compute(node: usize, drafts: &[DraftStep], index: &HashMap<&StepId, usize>, result: &mut Vec<Option<BTreeSet<usize>>>) -> BTreeSet<usize> {
+    fn compute(
+        node: usize,
+        drafts: &[DraftStep],
+        index: &HashMap<&StepId, usize>,
+        result: &mut Vec<Option<BTreeSet<usize>>>,
+    ) -> BTreeSet<usize> {
         if let Some(done) = &result[node] {
             return done.clone();
         }

@@ -58,7 +58,9 @@ impl Masker {
         }
         match value {
             serde_json::Value::String(s) => serde_json::Value::String(self.mask(s)),
-            serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(|v| self.mask_json(v)).collect()),
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(|v| self.mask_json(v)).collect())
+            }
             serde_json::Value::Object(map) => {
                 serde_json::Value::Object(map.iter().map(|(k, v)| (self.mask(k), self.mask_json(v))).collect())
             }

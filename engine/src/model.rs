@@ -133,10 +133,7 @@ fn describe_json(value: &serde_json::Value) -> String {
 }
 
 fn check_ip(text: &str) -> Result<(), String> {
-    text.trim()
-        .parse::<std::net::IpAddr>()
-        .map(drop)
-        .map_err(|_| format!("`{text}` is not an IP address"))
+    text.trim().parse::<std::net::IpAddr>().map(drop).map_err(|_| format!("`{text}` is not an IP address"))
 }
 
 fn check_cidr(text: &str) -> Result<(), String> {

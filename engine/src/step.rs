@@ -23,7 +23,11 @@ pub struct ConfigCheck<'a> {
 }
 
 impl<'a> ConfigCheck<'a> {
-    pub(crate) fn new(file: &'a std::path::Path, field: String, diagnostics: &'a mut Vec<Diagnostic>) -> ConfigCheck<'a> {
+    pub(crate) fn new(
+        file: &'a std::path::Path,
+        field: String,
+        diagnostics: &'a mut Vec<Diagnostic>,
+    ) -> ConfigCheck<'a> {
         ConfigCheck { file, field, diagnostics }
     }
 

@@ -37,7 +37,10 @@ impl StepKind for RunKind {
             other => check.error(
                 config.position,
                 "",
-                format!("expected a command (a string, quoted if it starts with a YAML symbol), found {}", other.kind_name()),
+                format!(
+                    "expected a command (a string, quoted if it starts with a YAML symbol), found {}",
+                    other.kind_name()
+                ),
             ),
         }
         config.to_json()
@@ -136,7 +139,8 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
             (None, None) => "ended abnormally".to_owned(),
         };
         let masked_err = request.artifacts.masker().mask_bytes(&err);
-        let last_line = String::from_utf8_lossy(&masked_err).lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned);
+        let last_line =
+            String::from_utf8_lossy(&masked_err).lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned);
         let error = match last_line {
             Some(line) => format!("{how}: {}", truncate(line.trim(), 300)),
             None => how,

@@ -215,9 +215,9 @@ impl RunState {
     }
 
     fn index(&self, step: &StepId) -> Result<usize, ApplyError> {
-        self.workflow
-            .step_index(step)
-            .ok_or_else(|| ApplyError { message: format!("event names step `{step}`, which the workflow does not have") })
+        self.workflow.step_index(step).ok_or_else(|| ApplyError {
+            message: format!("event names step `{step}`, which the workflow does not have"),
+        })
     }
 
     pub fn step(&self, id: &StepId) -> Option<&StepState> {
@@ -259,7 +259,9 @@ impl RunState {
                 if attempt.0 == 0 {
                     // A step that could not even start (its condition failed to evaluate).
                     if state.phase != StepPhase::Pending {
-                        return Err(ApplyError { message: format!("step `{step}` failed to start while {:?}", state.phase) });
+                        return Err(ApplyError {
+                            message: format!("step `{step}` failed to start while {:?}", state.phase),
+                        });
                     }
                 } else {
                     check_running(state, step, *attempt)?;
@@ -352,10 +354,7 @@ impl RunState {
         let mut steps = serde_json::Map::new();
         for (spec, state) in self.workflow.steps.iter().zip(&self.steps) {
             if let Some(outcome) = state.outcome() {
-                steps.insert(
-                    spec.id.to_string(),
-                    serde_json::json!({ "outcome": outcome, "outputs": state.outputs }),
-                );
+                steps.insert(spec.id.to_string(), serde_json::json!({ "outcome": outcome, "outputs": state.outputs }));
             }
         }
         serde_json::json!({
@@ -409,12 +408,27 @@ fn check_running(state: &StepState, step: &StepId, attempt: Attempt) -> Result<(
 /// Something the executor should do. Each becomes an event, recorded before anything happens.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    StartStep { step: StepId, attempt: Attempt },
-    SkipStep { step: StepId, reason: String },
+    StartStep {
+        step: StepId,
+        attempt: Attempt,
+    },
+    SkipStep {
+        step: StepId,
+        reason: String,
+    },
     /// A step that cannot start because its condition does not evaluate.
-    FailStep { step: StepId, error: String },
-    NeedsAttention { steps: Vec<StepId>, reason: String },
-    FinishRun { succeeded: bool, failed_steps: Vec<StepId> },
+    FailStep {
+        step: StepId,
+        error: String,
+    },
+    NeedsAttention {
+        steps: Vec<StepId>,
+        reason: String,
+    },
+    FinishRun {
+        succeeded: bool,
+        failed_steps: Vec<StepId>,
+    },
 }
 
 impl Action {
@@ -498,7 +512,9 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
                 _ => {
                     if running < workflow.max_parallel {
                         running += 1;
-                        decision.actions.push(Action::StartStep { step: spec.id.clone(), attempt: step.attempt.next() });
+                        decision
+                            .actions
+                            .push(Action::StartStep { step: spec.id.clone(), attempt: step.attempt.next() });
                     }
                 }
             },
@@ -528,7 +544,9 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
                     Some(action) => decision.actions.push(action),
                     None if running < workflow.max_parallel => {
                         running += 1;
-                        decision.actions.push(Action::StartStep { step: spec.id.clone(), attempt: step.attempt.next() });
+                        decision
+                            .actions
+                            .push(Action::StartStep { step: spec.id.clone(), attempt: step.attempt.next() });
                     }
                     None => {}
                 }

@@ -189,7 +189,16 @@ fn diamond_runs_in_graph_order() {
     );
     check(
         DIAMOND,
-        &[started("a", 1), ok("a", 1), started("b", 1), started("c", 1), ok("b", 1), ok("c", 1), started("d", 1), ok("d", 1)],
+        &[
+            started("a", 1),
+            ok("a", 1),
+            started("b", 1),
+            started("c", 1),
+            ok("b", 1),
+            ok("c", 1),
+            started("d", 1),
+            ok("d", 1),
+        ],
         9,
         "succeed",
     );
@@ -197,14 +206,24 @@ fn diamond_runs_in_graph_order() {
 
 #[test]
 fn failure_skips_dependents_and_fails_the_run() {
-    check(DIAMOND, &[started("a", 1), failed("a", 1, None)], 2, "skip b (needs `a`, which failed); skip c (needs `a`, which failed)");
+    check(
+        DIAMOND,
+        &[started("a", 1), failed("a", 1, None)],
+        2,
+        "skip b (needs `a`, which failed); skip c (needs `a`, which failed)",
+    );
     check(
         DIAMOND,
         &[started("a", 1), failed("a", 1, None), skipped("b"), skipped("c")],
         2,
         "skip d (needs `b`, which was skipped)",
     );
-    check(DIAMOND, &[started("a", 1), failed("a", 1, None), skipped("b"), skipped("c"), skipped("d")], 2, "fail run [a]");
+    check(
+        DIAMOND,
+        &[started("a", 1), failed("a", 1, None), skipped("b"), skipped("c"), skipped("d")],
+        2,
+        "fail run [a]",
+    );
 }
 
 #[test]
@@ -217,7 +236,13 @@ fn conditions_on_outcomes_and_continue_on_error() {
         "start on_failure#1; skip on_success (condition `steps.x.outcome == 'success'` is false); start after#1",
     );
     let mut all = after_failure.to_vec();
-    all.extend([started("on_failure", 1), skipped("on_success"), started("after", 1), ok("on_failure", 1), ok("after", 1)]);
+    all.extend([
+        started("on_failure", 1),
+        skipped("on_success"),
+        started("after", 1),
+        ok("on_failure", 1),
+        ok("after", 1),
+    ]);
     check(BRANCH, &all, 9, "succeed");
     let after_success = [started("x", 1), ok("x", 1)];
     check(
@@ -247,16 +272,24 @@ fn retry_at_follows_the_policy() {
     let EventKind::StepFailed { retry_at, .. } = kind else { panic!("not a failure") };
     assert_eq!(retry_at, Some(t(102)));
     let state = fold(RETRY, &[started("flaky", 1), failed("flaky", 1, Some(2)), started("flaky", 2)]);
-    let EventKind::StepFailed { retry_at, .. } = state.failure_event_kind(&id("flaky"), Attempt(2), "boom".to_owned(), t(100), 0)
+    let EventKind::StepFailed { retry_at, .. } =
+        state.failure_event_kind(&id("flaky"), Attempt(2), "boom".to_owned(), t(100), 0)
     else {
         panic!("not a failure")
     };
     assert_eq!(retry_at, Some(t(104)));
     let state = fold(
         RETRY,
-        &[started("flaky", 1), failed("flaky", 1, Some(2)), started("flaky", 2), failed("flaky", 2, Some(4)), started("flaky", 3)],
+        &[
+            started("flaky", 1),
+            failed("flaky", 1, Some(2)),
+            started("flaky", 2),
+            failed("flaky", 2, Some(4)),
+            started("flaky", 3),
+        ],
     );
-    let EventKind::StepFailed { retry_at, .. } = state.failure_event_kind(&id("flaky"), Attempt(3), "boom".to_owned(), t(100), 0)
+    let EventKind::StepFailed { retry_at, .. } =
+        state.failure_event_kind(&id("flaky"), Attempt(3), "boom".to_owned(), t(100), 0)
     else {
         panic!("not a failure")
     };
@@ -273,8 +306,18 @@ fn resume_keeps_a_pending_retry_schedule() {
 fn resume_repeats_safe_orphans_and_stops_for_unsafe_ones() {
     check(DIAMOND, &[started("a", 1), resumed(&[], &[])], 2, "start a#2");
     check(UNSAFE, &[started("read", 1), started("write", 1), resumed(&[], &[])], 3, "attention write");
-    check(UNSAFE, &[started("read", 1), started("write", 1), ok("read", 1), resumed(&["write"], &[])], 4, "start write#2");
-    check(UNSAFE, &[started("read", 1), started("write", 1), ok("read", 1), resumed(&[], &["write"])], 4, "skip last (needs `write`, which was skipped)");
+    check(
+        UNSAFE,
+        &[started("read", 1), started("write", 1), ok("read", 1), resumed(&["write"], &[])],
+        4,
+        "start write#2",
+    );
+    check(
+        UNSAFE,
+        &[started("read", 1), started("write", 1), ok("read", 1), resumed(&[], &["write"])],
+        4,
+        "skip last (needs `write`, which was skipped)",
+    );
     let needs_attention = EventKind::RunNeedsAttention { steps: vec![id("write")], reason: "test".to_owned() };
     check(UNSAFE, &[started("read", 1), started("write", 1), resumed(&[], &[]), needs_attention], 4, "");
 }
@@ -300,7 +343,8 @@ fn resume_of_a_failed_run_grants_a_fresh_budget() {
     assert_eq!(state.step(&id("next")).map(|s| s.phase), Some(StepPhase::Pending));
     resumed_events.push(started("flaky", 4));
     let state = fold(RETRY, &resumed_events);
-    let EventKind::StepFailed { retry_at, .. } = state.failure_event_kind(&id("flaky"), Attempt(4), "boom".to_owned(), t(100), 0)
+    let EventKind::StepFailed { retry_at, .. } =
+        state.failure_event_kind(&id("flaky"), Attempt(4), "boom".to_owned(), t(100), 0)
     else {
         panic!("not a failure")
     };
@@ -330,7 +374,12 @@ steps:
     if: steps.a.outputs.value.missing.deeper == 1
     run: echo
 ";
-    check(yaml, &[started("a", 1), ok("a", 1)], 2, "fail b (condition `steps.a.outputs.value.missing.deeper == 1` could not be evaluated: undefined value: `steps.a.outputs.value` is undefined)");
+    check(
+        yaml,
+        &[started("a", 1), ok("a", 1)],
+        2,
+        "fail b (condition `steps.a.outputs.value.missing.deeper == 1` could not be evaluated: undefined value: `steps.a.outputs.value` is undefined)",
+    );
 }
 
 #[test]

@@ -1,0 +1,17 @@
+//! End-to-end tests: they drive the built `runbook` binary against real
+//! stores on disk, real bash processes and real signals.
+//!
+//! What belongs where:
+//! - `util`: running the binary, temporary stores, workflow files.
+//! - `validate`: malformed workflows, each rejected with exit 2 and its `file:line`.
+//! - `run`: graphs, outputs, retries, conditions, shell quoting, secrets.
+//! - `resume`: crashes (SIGKILL, `RUNBOOK_CRASH_AFTER_EVENTS`), Ctrl-C, needs-attention decisions.
+//! - `sharing`: a second process using the store while a run holds it.
+//! - `architecture`: the dependency direction between the crates.
+
+mod architecture;
+mod resume;
+mod run;
+mod sharing;
+mod util;
+mod validate;
