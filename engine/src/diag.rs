@@ -62,10 +62,13 @@ impl std::error::Error for Diagnostics {}
 
 /// The closest candidate to `word`, if one is close enough to be a likely typo.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let close = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len().max(word.len()))
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    // `ipaddr` for `ip`: a longer spelling that starts with the name meant.
+    close.or_else(|| candidates.into_iter().filter(|c| c.len() >= 2 && word.starts_with(c)).max_by_key(|c| c.len()))
 }

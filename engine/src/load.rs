@@ -29,8 +29,20 @@ pub struct LoadedWorkflow {
 
 /// Reads and validates a workflow file.
 pub fn load_file(path: &Path, registry: &Registry) -> Result<LoadedWorkflow, Diagnostics> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         Diagnostics(vec![Diagnostic::new(path, Position::default(), "", format!("cannot read the file: {e}"))])
+    })?;
+    let source = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = valid.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Diagnostics(vec![Diagnostic::new(
+            path,
+            Position::new(clamp(line), clamp(column)),
+            "",
+            "the file is not UTF-8 text",
+        )])
     })?;
     load_str(path, &source, registry)
 }
@@ -38,7 +50,13 @@ pub fn load_file(path: &Path, registry: &Registry) -> Result<LoadedWorkflow, Dia
 /// Validates workflow text; `path` is used in messages.
 pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<LoadedWorkflow, Diagnostics> {
     let root = yaml::parse(source).map_err(|e| Diagnostics(vec![Diagnostic::new(path, e.position, "", e.message)]))?;
-    let mut checker = Checker { file: path, registry, diagnostics: Vec::new(), templates: Templates::new() };
+    let mut checker = Checker {
+        file: path,
+        registry,
+        diagnostics: Vec::new(),
+        templates: Templates::new(),
+        schedule_inputs: Vec::new(),
+    };
     let workflow = checker.workflow(&root);
     match workflow {
         Some(workflow) if checker.diagnostics.is_empty() => Ok(LoadedWorkflow {
@@ -59,6 +77,8 @@ const WORKFLOW_KEYS: &[&str] = &["name", "description", "inputs", "secrets", "st
 const INPUT_KEYS: &[&str] = &["type", "required", "default", "description"];
 const STEP_KEYS: &[&str] =
     &["id", "description", "needs", "if", "timeout", "retry", "continue_on_error", "idempotent", "outputs", "env"];
+/// More attempts than this is a loop, not a retry policy.
+const MAX_ATTEMPTS: u32 = 10_000;
 const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter"];
 const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "inputs", "overlap", "catch_up"];
 
@@ -67,6 +87,14 @@ struct Checker<'a> {
     registry: &'a Registry,
     diagnostics: Vec<Diagnostic>,
     templates: Templates,
+    /// Inputs given by schedule entries, checked once the inputs are known.
+    schedule_inputs: Vec<ScheduleInputs>,
+}
+
+struct ScheduleInputs {
+    field: String,
+    position: Position,
+    values: Vec<(Key, Node)>,
 }
 
 /// A step as read, before the graph checks.
@@ -198,13 +226,7 @@ impl<'a> Checker<'a> {
                 Vec::new()
             }
         };
-        for schedule in &schedules {
-            for input in schedule.inputs.keys() {
-                if !inputs.iter().any(|i: &InputSpec| &i.name == input) {
-                    self.error(root.position, "schedule", format!("schedule passes unknown input `{input}`"));
-                }
-            }
-        }
+        self.check_schedule_inputs(&inputs);
         Some(Workflow { name: name?, description, inputs, secrets, steps, schedules, max_parallel })
     }
 
@@ -270,8 +292,10 @@ impl<'a> Checker<'a> {
             Some(value_node) => match input_type.check_value(&value_node.to_json()) {
                 Ok(value) => Some(value),
                 Err(message) => {
+                    // Reported; the input stays declared so that its uses are not reported too.
                     self.error(value_node.position, join(field, "default"), message);
-                    return None;
+                    required = Some(false);
+                    None
                 }
             },
             None => None,
@@ -306,9 +330,7 @@ impl<'a> Checker<'a> {
         for (i, item) in items.iter().enumerate() {
             let field = format!("secrets[{i}]");
             let Some(name) = self.string(item, &field) else { continue };
-            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if valid {
+            if is_env_name(&name) {
                 names.push(name);
             } else {
                 self.error(item.position, field, format!("`{name}` is not an environment variable name"));
@@ -330,6 +352,11 @@ impl<'a> Checker<'a> {
 
     fn schedule(&mut self, node: &Node, field: &str) -> Option<ScheduleSpec> {
         if let Value::String(expression) = &node.value {
+            self.schedule_inputs.push(ScheduleInputs {
+                field: field.to_owned(),
+                position: node.position,
+                values: Vec::new(),
+            });
             return self.cron(expression, node.position, field).map(|cron| ScheduleSpec {
                 cron,
                 timezone: None,
@@ -371,6 +398,11 @@ impl<'a> Checker<'a> {
                 "inputs" => {
                     if let Some(inputs) = self.mapping(value, &sub, "a mapping of input values") {
                         spec.inputs = inputs.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect();
+                        self.schedule_inputs.push(ScheduleInputs {
+                            field: sub.clone(),
+                            position: value.position,
+                            values: inputs.to_vec(),
+                        });
                     }
                 }
                 "overlap" => {
@@ -380,11 +412,49 @@ impl<'a> Checker<'a> {
                 _ => self.unknown_key(key, field, SCHEDULE_KEYS),
             }
         }
+        if !entries.iter().any(|(k, _)| k.name == "inputs") {
+            self.schedule_inputs.push(ScheduleInputs {
+                field: field.to_owned(),
+                position: node.position,
+                values: Vec::new(),
+            });
+        }
         if spec.cron.is_empty() && ok {
             self.error(node.position, field, "missing key `cron`");
             return None;
         }
         ok.then_some(spec)
+    }
+
+    /// Schedules run with nobody to pass inputs: every value must fit, every required input must be given.
+    fn check_schedule_inputs(&mut self, inputs: &[InputSpec]) {
+        for site in std::mem::take(&mut self.schedule_inputs) {
+            for (key, value) in &site.values {
+                let field = join(&site.field, &key.name);
+                match inputs.iter().find(|i| i.name == key.name) {
+                    Some(spec) => {
+                        if let Err(message) = spec.input_type.check_value(&value.to_json()) {
+                            self.error(value.position, field, message);
+                        }
+                    }
+                    None => {
+                        let hint = did_you_mean(&key.name, inputs.iter().map(|i| i.name.as_str()))
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
+                        self.error(key.position, field, format!("unknown input `{}`{hint}", key.name));
+                    }
+                }
+            }
+            for spec in inputs.iter().filter(|i| i.required) {
+                if !site.values.iter().any(|(k, _)| k.name == spec.name) {
+                    let message = format!(
+                        "the schedule does not give required input `{}`, so every scheduled run would fail; add it under `inputs`",
+                        spec.name
+                    );
+                    self.error(site.position, &site.field, message);
+                }
+            }
+        }
     }
 
     fn one_of(&mut self, node: &Node, field: &str, allowed: &[&str]) -> Option<String> {
@@ -418,7 +488,6 @@ impl<'a> Checker<'a> {
         }
         let drafts: Vec<DraftStep> =
             items.iter().enumerate().filter_map(|(i, item)| self.step(item, &format!("steps[{i}]"))).collect();
-        let complete = drafts.len() == items.len();
 
         // Ids are unique.
         let mut seen: HashMap<&StepId, &DraftStep> = HashMap::new();
@@ -433,24 +502,22 @@ impl<'a> Checker<'a> {
         }
         // Needs name existing steps, other than the step itself.
         let ids: Vec<&str> = drafts.iter().map(|d| d.spec.id.as_str()).collect();
-        let mut graph_ok = complete;
         for draft in &drafts {
             for (i, need) in draft.spec.needs.iter().enumerate() {
                 let position = draft.needs_positions.get(i).copied().unwrap_or(draft.position);
                 let field = format!("{}.needs", draft.field);
                 if need == &draft.spec.id {
                     self.error(position, field, format!("step `{need}` needs itself"));
-                    graph_ok = false;
                 } else if !seen.contains_key(need) {
                     let hint = did_you_mean(need.as_str(), ids.iter().copied())
                         .map(|s| format!(" (did you mean `{s}`?)"))
                         .unwrap_or_default();
                     self.error(position, field, format!("unknown step `{need}` in needs{hint}"));
-                    graph_ok = false;
                 }
             }
         }
-        if graph_ok && let Some(cycle) = find_cycle(&drafts) {
+        let cycle = find_cycle(&drafts);
+        if let Some(cycle) = &cycle {
             let first = &drafts[cycle[0]];
             let names: Vec<&str> =
                 cycle.iter().map(|&i| drafts[i].spec.id.as_str()).chain([first.spec.id.as_str()]).collect();
@@ -459,13 +526,14 @@ impl<'a> Checker<'a> {
                 format!("{}.needs", first.field),
                 format!("the steps form a cycle: {}", names.join(" -> ")),
             );
-            graph_ok = false;
         }
-        if graph_ok {
-            let ancestors = ancestors(&drafts);
-            for (index, draft) in drafts.iter().enumerate() {
-                self.step_references(draft, &ancestors[index], &drafts, inputs);
-            }
+        // With a cycle "ancestor" means nothing: check the rest of each reference against every step.
+        let ancestors = match cycle {
+            None => ancestors(&drafts),
+            Some(_) => vec![(0..drafts.len()).collect(); drafts.len()],
+        };
+        for (index, draft) in drafts.iter().enumerate() {
+            self.step_references(draft, &ancestors[index], &drafts, inputs);
         }
         drafts.into_iter().map(|d| d.spec).collect()
     }
@@ -486,7 +554,6 @@ impl<'a> Checker<'a> {
         let mut env = Vec::new();
         let mut kinds: Vec<(&Key, &Node)> = Vec::new();
         let mut templates = Vec::new();
-        let mut ok = true;
         for (key, value) in entries {
             let sub = join(field, &key.name);
             match key.name.as_str() {
@@ -506,7 +573,6 @@ impl<'a> Checker<'a> {
                     };
                     for item in items {
                         let Some(text) = self.scalar_text(item, &sub) else {
-                            ok = false;
                             continue;
                         };
                         match StepId::new(&text) {
@@ -516,7 +582,6 @@ impl<'a> Checker<'a> {
                             }
                             Err(message) => {
                                 self.error(item.position, &sub, message);
-                                ok = false;
                             }
                         }
                     }
@@ -531,7 +596,6 @@ impl<'a> Checker<'a> {
                             }
                             Err(problem) => {
                                 self.error(value.position, &sub, format!("malformed condition `{text}`: {problem}"));
-                                ok = false;
                             }
                         }
                     }
@@ -539,12 +603,13 @@ impl<'a> Checker<'a> {
                 "timeout" => match self.duration_ms(value, &sub) {
                     Some(0) => self.error(value.position, &sub, "a timeout must be longer than 0s"),
                     Some(ms) => timeout_ms = Some(ms),
-                    None => ok = false,
+                    None => {}
                 },
-                "retry" => match self.retry(value, &sub) {
-                    Some(policy) => retry = policy,
-                    None => ok = false,
-                },
+                "retry" => {
+                    if let Some(policy) = self.retry(value, &sub) {
+                        retry = policy;
+                    }
+                }
                 "continue_on_error" => continue_on_error = self.boolean(value, &sub).unwrap_or(false),
                 "idempotent" => idempotent = self.boolean(value, &sub),
                 "outputs" => {
@@ -579,6 +644,14 @@ impl<'a> Checker<'a> {
                     {
                         for (env_key, env_value) in items {
                             let env_field = join(&sub, &env_key.name);
+                            if !is_env_name(&env_key.name) {
+                                let message = format!(
+                                    "`{}` is not an environment variable name: use letters, digits and `_`, not starting with a digit",
+                                    env_key.name
+                                );
+                                self.error(env_key.position, &env_field, message);
+                                continue;
+                            }
                             if let Some(template) = self.scalar_text(env_value, &env_field) {
                                 templates.push(TemplateSite {
                                     field: env_field,
@@ -627,14 +700,10 @@ impl<'a> Checker<'a> {
         };
         let kind = self.registry.get(&kind_key.name)?.clone();
         let kind_field = join(field, &kind_key.name);
-        let before = self.diagnostics.len();
         let config = {
             let mut check = ConfigCheck::new(self.file, kind_field.clone(), &mut self.diagnostics);
             kind.check_config(kind_node, &mut check)
         };
-        if self.diagnostics.len() > before {
-            ok = false;
-        }
         collect_templates(kind_node, &kind_field, &mut templates);
         let spec = StepSpec {
             id: id?,
@@ -650,7 +719,7 @@ impl<'a> Checker<'a> {
             outputs,
             env,
         };
-        ok.then_some(DraftStep {
+        Some(DraftStep {
             spec,
             position: node.position,
             field: field.to_owned(),
@@ -723,7 +792,11 @@ impl<'a> Checker<'a> {
 
     fn attempts(&mut self, n: i64, position: Position, field: &str) -> Option<u32> {
         match u32::try_from(n) {
-            Ok(attempts) if attempts >= 1 => Some(attempts),
+            Ok(attempts) if (1..=MAX_ATTEMPTS).contains(&attempts) => Some(attempts),
+            _ if n > i64::from(MAX_ATTEMPTS) => {
+                self.error(position, field, format!("retry.attempts is {n}: at most {MAX_ATTEMPTS}"));
+                None
+            }
             _ => {
                 self.error(
                     position,
@@ -832,6 +905,10 @@ impl Scope<'_> {
                 Some(other) => Err(format!("`run.{other}` is unknown: `run` has `id` and `workflow`")),
             },
             local if in_outputs && self.own.output_locals.contains(&local) => Ok(()),
+            local if self.own.output_locals.contains(&local) => Err(format!(
+                "`{local}` exists only in the step's `outputs` templates, once the step has run; other steps read `steps.{}.outputs.NAME`",
+                self.own.spec.id
+            )),
             other => {
                 let mut known = vec!["inputs", "steps", "run"];
                 if in_outputs {
@@ -880,6 +957,11 @@ fn strip_braces(text: &str) -> &str {
     }
 }
 
+fn is_env_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn join(field: &str, key: &str) -> String {
     if field.is_empty() { key.to_owned() } else { format!("{field}.{key}") }
 }
@@ -901,6 +983,10 @@ fn find_cycle(drafts: &[DraftStep]) -> Option<Vec<usize>> {
         path.push(node);
         for need in &drafts[node].spec.needs {
             let Some(&next) = index.get(need) else { continue };
+            if next == node {
+                // Reported as "needs itself".
+                continue;
+            }
             if state[next] == 1 {
                 let start = path.iter().position(|&p| p == next).unwrap_or(0);
                 // The path runs from dependents to what they need; report it in run order.
@@ -943,7 +1029,7 @@ fn ancestors(drafts: &[DraftStep]) -> Vec<BTreeSet<usize>> {
         }
         let mut set = BTreeSet::new();
         for need in &drafts[node].spec.needs {
-            if let Some(&parent) = index.get(need) {
+            if let Some(&parent) = index.get(need).filter(|&&p| p != node) {
                 set.insert(parent);
                 set.extend(compute(parent, drafts, index, result));
             }

@@ -20,7 +20,13 @@ pub fn parse_cron(expression: &str) -> Result<Cron, String> {
         .year(Year::Disallowed)
         .build()
         .parse(trimmed)
-        .map_err(|e| format!("`{expression}` is not a valid cron expression: {e}"))
+        .map_err(|e| {
+            let reason = e.to_string();
+            let reason = reason.trim_end_matches('.').replace("Component error: ", "").to_lowercase();
+            format!(
+                "`{expression}` is not a valid cron expression ({reason}); the fields are [second 0-59] minute 0-59, hour 0-23, day of month 1-31, month 1-12, day of week 0-7 (0 and 7 are Sunday)"
+            )
+        })
 }
 
 /// Checks an IANA time zone name (`Europe/Paris`).

@@ -92,7 +92,9 @@ pub struct SyntaxError {
 
 /// Parses one YAML document into a [`Node`] tree.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
-    match serde_saphyr::from_str::<Spanned<Value>>(source) {
+    // YAML 1.2 booleans only: `no`, `on` and `y` stay text (an input named `n`, `default: no`).
+    let options = serde_saphyr::options! { strict_booleans: true };
+    match serde_saphyr::from_str_with_options::<Spanned<Value>>(source, options) {
         Ok(spanned) => Ok(Node { position: position_of(&spanned.referenced), value: spanned.value }),
         Err(error) => {
             let position = error.location().map_or(Position::new(1, 1), |l| position_of(&l));
@@ -116,6 +118,14 @@ fn clean_message(message: &str) -> String {
         None => first,
     };
     let trimmed = trimmed.strip_prefix("error: ").unwrap_or(trimmed);
+    // Advice meant for programs using the parser, not for people writing workflows.
+    if let Some(key) = trimmed.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(',').next().unwrap_or(key).trim();
+        return format!("duplicate key `{key}`: each key appears once in a mapping");
+    }
+    if trimmed.starts_with("multiple YAML documents") {
+        return "a workflow file holds one YAML document; remove the `---` separator and what follows, or split the file".to_owned();
+    }
     let trimmed = match trimmed.strip_prefix("line ") {
         // "line 4 column 10: message"
         Some(rest) => rest.split_once(": ").map_or(trimmed, |(_, m)| m),

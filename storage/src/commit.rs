@@ -12,6 +12,13 @@
 //! `fsync` of any new blob file (sled writes values larger than about
 //! 128 KiB to `blobs/` and never syncs them), then `fdatasync` of the `db`
 //! file through a handle of our own.
+//!
+//! A failed flush fails every later one too, until the store is reopened.
+//! sled itself refuses all writes after an IO error in its log (measured:
+//! after ENOSPC, freeing space does not help; reopening does, with every
+//! acknowledged record intact). And after a failed `fdatasync` the kernel
+//! may have dropped the dirty pages, so a later successful one would not
+//! prove that earlier writes reached the disk.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -23,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use tokio::sync::watch;
 
-use crate::error::copy_io_error;
+use crate::error::{copy_io_error, recover_os_error};
 use crate::{Result, StorageError};
 
 /// State shared between writers and the flusher thread.
@@ -46,16 +53,25 @@ struct State {
 
 /// Writers waiting for the same flush.
 struct Batch {
-    outcome: OnceLock<Result<(), Arc<FlushFailure>>>,
+    outcome: OnceLock<Result<(), FlushError>>,
     /// Turns `true` once `outcome` is set, for async waiters.
     finished: watch::Sender<bool>,
 }
 
-/// Why a flush failed; shared by every waiter of that flush.
+/// Why a flush failed.
 #[derive(Debug)]
 enum FlushFailure {
     Io(io::Error),
     Backend(String),
+}
+
+/// A batch's failure: the first failed flush, shared by its waiters and by
+/// every later batch.
+#[derive(Debug, Clone)]
+struct FlushError {
+    failure: Arc<FlushFailure>,
+    /// This batch was not flushed because an earlier flush had failed.
+    earlier: bool,
 }
 
 /// A writer's claim on the flush that will make its write durable.
@@ -72,21 +88,14 @@ impl GroupCommit {
         dir: PathBuf,
     ) -> io::Result<(Arc<GroupCommit>, std::thread::JoinHandle<()>)> {
         let commit = Arc::new(GroupCommit {
-            state: Mutex::new(State {
-                pending: None,
-                shutdown: false,
-            }),
+            state: Mutex::new(State { pending: None, shutdown: false }),
             work: Condvar::new(),
             done: Condvar::new(),
             context: format!("flushing store {}", dir.display()),
             flushes: AtomicU64::new(0),
         });
-        let mut flusher = Flusher {
-            db,
-            db_file,
-            blobs_dir: dir.join("blobs"),
-            synced_blobs: HashSet::new(),
-        };
+        let mut flusher =
+            Flusher { db, db_file, blobs_dir: dir.join("blobs"), synced_blobs: HashSet::new(), failed: None };
         let thread_commit = Arc::clone(&commit);
         let thread = std::thread::Builder::new()
             .name("runbook-storage-flush".to_owned())
@@ -103,18 +112,12 @@ impl GroupCommit {
             .pending
             .get_or_insert_with(|| {
                 let (finished, _) = watch::channel(false);
-                Arc::new(Batch {
-                    outcome: OnceLock::new(),
-                    finished,
-                })
+                Arc::new(Batch { outcome: OnceLock::new(), finished })
             })
             .clone();
         drop(state);
         self.work.notify_one();
-        Ticket {
-            commit: Arc::clone(self),
-            batch,
-        }
+        Ticket { commit: Arc::clone(self), batch }
     }
 
     /// How many flushes have completed, successful or not.
@@ -134,11 +137,11 @@ impl GroupCommit {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn complete(&self, batch: &Batch, outcome: Result<(), FlushFailure>) {
+    fn complete(&self, batch: &Batch, outcome: Result<(), FlushError>) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
         // Only the flusher completes a batch, once, after taking it out of
         // `pending`; so `set` cannot find a value already there.
-        let _ = batch.outcome.set(outcome.map_err(Arc::new));
+        let _ = batch.outcome.set(outcome);
         batch.finished.send_replace(true);
         // Taking the lock orders this wake-up after any blocking waiter's
         // check of `outcome`, so none sleeps through it.
@@ -146,16 +149,15 @@ impl GroupCommit {
         self.done.notify_all();
     }
 
-    fn error(&self, failure: &FlushFailure) -> StorageError {
-        match failure {
-            FlushFailure::Io(source) => StorageError::Io {
-                context: self.context.clone(),
-                source: copy_io_error(source),
-            },
-            FlushFailure::Backend(message) => StorageError::Backend {
-                context: self.context.clone(),
-                message: message.clone(),
-            },
+    fn error(&self, error: &FlushError) -> StorageError {
+        let context = if error.earlier {
+            format!("{}, which failed earlier and must be reopened", self.context)
+        } else {
+            self.context.clone()
+        };
+        match &*error.failure {
+            FlushFailure::Io(source) => StorageError::Io { context, source: copy_io_error(source) },
+            FlushFailure::Backend(message) => StorageError::Backend { context, message: message.clone() },
         }
     }
 }
@@ -168,11 +170,7 @@ impl Ticket {
             if let Some(outcome) = self.batch.outcome.get() {
                 return self.result(outcome);
             }
-            state = self
-                .commit
-                .done
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.commit.done.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -192,11 +190,8 @@ impl Ticket {
         }
     }
 
-    fn result(&self, outcome: &Result<(), Arc<FlushFailure>>) -> Result<()> {
-        outcome
-            .as_ref()
-            .map_err(|failure| self.commit.error(failure))
-            .copied()
+    fn result(&self, outcome: &Result<(), FlushError>) -> Result<()> {
+        outcome.as_ref().map_err(|error| self.commit.error(error)).copied()
     }
 }
 
@@ -208,6 +203,8 @@ struct Flusher {
     /// Blob files already synced; starts empty so that the first flush also
     /// syncs blobs a previous, killed process left only in the page cache.
     synced_blobs: HashSet<OsString>,
+    /// The first flush failure; once set, nothing is flushed any more.
+    failed: Option<Arc<FlushFailure>>,
 }
 
 impl Flusher {
@@ -222,29 +219,33 @@ impl Flusher {
                     if state.shutdown {
                         break None;
                     }
-                    state = commit
-                        .work
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
+                    state = commit.work.wait(state).unwrap_or_else(PoisonError::into_inner);
                 }
             };
             let Some(batch) = batch else { break };
-            let outcome = self.flush();
-            if let Err(failure) = &outcome {
-                tracing::error!(error = ?failure, "{}", commit.context);
-            }
+            let outcome = match &self.failed {
+                Some(failure) => Err(FlushError { failure: Arc::clone(failure), earlier: true }),
+                None => self.flush().map_err(|failure| {
+                    tracing::error!(error = ?failure, "{}", commit.context);
+                    let failure = Arc::new(failure);
+                    self.failed = Some(Arc::clone(&failure));
+                    FlushError { failure, earlier: false }
+                }),
+            };
             commit.complete(&batch, outcome);
         }
         // Writes made without waiting (`kv_put_unsynced`) get the same
         // treatment as the rest on a clean shutdown.
-        if let Err(failure) = self.flush() {
+        if self.failed.is_none()
+            && let Err(failure) = self.flush()
+        {
             tracing::warn!(error = ?failure, "{} at shutdown", commit.context);
         }
     }
 
     fn flush(&mut self) -> Result<(), FlushFailure> {
         self.db.flush().map_err(|error| match error {
-            sled::Error::Io(error) => FlushFailure::Io(error),
+            sled::Error::Io(error) => FlushFailure::Io(recover_os_error(error)),
             other => FlushFailure::Backend(other.to_string()),
         })?;
         // Blobs before the log that points at them.
@@ -279,5 +280,58 @@ impl Flusher {
             File::open(&self.blobs_dir)?.sync_all()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+mod tests {
+    use std::os::fd::OwnedFd;
+
+    use rustix::io::Errno;
+
+    use super::*;
+
+    /// `fdatasync` on a pipe fails with EINVAL: a flush failure on demand.
+    fn unsyncable_file() -> File {
+        let (_reader, writer) = io::pipe().unwrap();
+        File::from(OwnedFd::from(writer))
+    }
+
+    #[test]
+    fn a_failed_flush_fails_every_waiter_and_every_later_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
+        let (commit, flusher) = GroupCommit::start(db.clone(), unsyncable_file(), dir.path().to_path_buf()).unwrap();
+        db.insert(b"key", b"value").unwrap();
+
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let ticket = commit.ticket();
+                std::thread::spawn(move || ticket.wait())
+            })
+            .collect();
+        for waiter in waiters {
+            match waiter.join().unwrap() {
+                Err(StorageError::Io { context, source }) => {
+                    assert!(context.starts_with(&format!("flushing store {}", dir.path().display())), "{context}");
+                    assert_eq!(source.raw_os_error(), Some(Errno::INVAL.raw_os_error()));
+                }
+                other => panic!("expected the flush to fail, got {other:?}"),
+            }
+        }
+        let later = commit.ticket();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        match runtime.block_on(later.wait_async()) {
+            Err(error @ StorageError::Io { .. }) => {
+                assert_eq!(
+                    error.to_string(),
+                    format!("flushing store {}, which failed earlier and must be reopened", dir.path().display())
+                );
+            }
+            other => panic!("expected the later flush to fail, got {other:?}"),
+        }
+        commit.shut_down();
+        flusher.join().unwrap();
     }
 }

@@ -23,9 +23,7 @@ pub enum StorageError {
     /// Optimistic concurrency conflict: the append expected the stream's next
     /// seq to be `expected`, but it is `actual_next` (higher when another
     /// writer appended first, lower when the append would have left a gap).
-    #[error(
-        "conflicting append to stream {stream}: expected next seq {expected}, but the next seq is {actual_next}"
-    )]
+    #[error("conflicting append to stream {stream}: expected next seq {expected}, but the next seq is {actual_next}")]
     Conflict {
         /// The stream appended to.
         stream: StreamId,
@@ -78,23 +76,14 @@ impl StorageError {
     /// Wraps a sled error: IO errors keep their OS error as the source.
     pub(crate) fn from_sled(context: impl Into<String>, error: sled::Error) -> StorageError {
         match error {
-            sled::Error::Io(source) => StorageError::Io {
-                context: context.into(),
-                source,
-            },
-            other => StorageError::Backend {
-                context: context.into(),
-                message: other.to_string(),
-            },
+            sled::Error::Io(source) => StorageError::Io { context: context.into(), source: recover_os_error(source) },
+            other => StorageError::Backend { context: context.into(), message: other.to_string() },
         }
     }
 
     /// Wraps an IO error.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> StorageError {
-        StorageError::Io {
-            context: context.into(),
-            source,
-        }
+        StorageError::Io { context: context.into(), source }
     }
 }
 
@@ -104,5 +93,44 @@ pub(crate) fn copy_io_error(error: &io::Error) -> io::Error {
     match error.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::new(error.kind(), error.to_string()),
+    }
+}
+
+/// Gives back the OS error code that sled 0.34.7 flattens into text: once an
+/// IO error has stopped its log, sled returns clones of it, and its `Clone`
+/// makes `io::Error::new(kind, format!("{:?}", error))`, so the message reads
+/// `Os { code: 28, kind: StorageFull, message: "No space left on device" }`.
+pub(crate) fn recover_os_error(error: io::Error) -> io::Error {
+    if error.raw_os_error().is_some() {
+        return error;
+    }
+    let code = error
+        .get_ref()
+        .map(ToString::to_string)
+        .and_then(|text| text.strip_prefix("Os { code: ")?.split(',').next()?.parse::<i32>().ok());
+    match code {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => error,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_flattened_by_sled_is_recovered() {
+        let flattened = io::Error::new(io::ErrorKind::StorageFull, format!("{:?}", io::Error::from_raw_os_error(28)));
+        let error = StorageError::from_sled("flushing store /s", sled::Error::Io(flattened));
+        let StorageError::Io { context, source } = error else { panic!("not an IO error") };
+        assert_eq!(context, "flushing store /s");
+        assert_eq!(source.raw_os_error(), Some(28));
+        let plain = io::Error::other("could not acquire lock");
+        let StorageError::Io { source, .. } = StorageError::from_sled("opening store /s", sled::Error::Io(plain))
+        else {
+            panic!("not an IO error")
+        };
+        assert_eq!(source.to_string(), "could not acquire lock");
     }
 }

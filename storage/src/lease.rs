@@ -94,31 +94,19 @@ fn encode(holder: &LeaseHolder) -> Result<Vec<u8>> {
 }
 
 fn decode(stream: StreamId, value: &[u8]) -> Result<LeaseHolder> {
-    let stored: StoredLease =
-        serde_json::from_slice(value).map_err(|error| StorageError::Backend {
-            context: format!("decoding lease of stream {stream}"),
-            message: error.to_string(),
-        })?;
-    Ok(LeaseHolder {
-        owner: stored.owner,
-        host: stored.host,
-        pid: stored.pid,
-        expires_at_ms: stored.expires_at_ms,
-    })
+    let stored: StoredLease = serde_json::from_slice(value).map_err(|error| StorageError::Backend {
+        context: format!("decoding lease of stream {stream}"),
+        message: error.to_string(),
+    })?;
+    Ok(LeaseHolder { owner: stored.owner, host: stored.host, pid: stored.pid, expires_at_ms: stored.expires_at_ms })
 }
 
 fn key(stream: StreamId) -> [u8; 8] {
     stream.to_be_bytes()
 }
 
-pub(crate) fn holder<S: KvState + ?Sized>(
-    store: &S,
-    stream: StreamId,
-) -> Result<Option<LeaseHolder>> {
-    store
-        .kv_get(LEASES_NAMESPACE, &key(stream))?
-        .map(|value| decode(stream, &value))
-        .transpose()
+pub(crate) fn holder<S: KvState + ?Sized>(store: &S, stream: StreamId) -> Result<Option<LeaseHolder>> {
+    store.kv_get(LEASES_NAMESPACE, &key(stream))?.map(|value| decode(stream, &value)).transpose()
 }
 
 pub(crate) fn acquire<S: KvState + ?Sized>(
@@ -149,26 +137,13 @@ pub(crate) fn acquire<S: KvState + ?Sized>(
                 }
             }
         };
-        if store
-            .kv_compare_and_swap(
-                LEASES_NAMESPACE,
-                &key(stream),
-                current.as_deref(),
-                Some(&mine),
-            )?
-            .is_ok()
-        {
+        if store.kv_compare_and_swap(LEASES_NAMESPACE, &key(stream), current.as_deref(), Some(&mine))?.is_ok() {
             return Ok(outcome);
         }
     }
 }
 
-pub(crate) fn renew<S: KvState + ?Sized>(
-    store: &S,
-    stream: StreamId,
-    me: &LeaseHolder,
-    now_ms: u64,
-) -> Result<bool> {
+pub(crate) fn renew<S: KvState + ?Sized>(store: &S, stream: StreamId, me: &LeaseHolder, now_ms: u64) -> Result<bool> {
     let mine = encode(me)?;
     loop {
         let Some(current) = store.kv_get(LEASES_NAMESPACE, &key(stream))? else {
@@ -181,17 +156,9 @@ pub(crate) fn renew<S: KvState + ?Sized>(
         if previous.expires_at_ms <= now_ms {
             // Still ours because nobody claimed it; worth knowing when
             // renewals run late.
-            tracing::warn!(
-                stream,
-                expired_at_ms = previous.expires_at_ms,
-                now_ms,
-                "renewing an expired lease"
-            );
+            tracing::warn!(stream, expired_at_ms = previous.expires_at_ms, now_ms, "renewing an expired lease");
         }
-        if store
-            .kv_compare_and_swap(LEASES_NAMESPACE, &key(stream), Some(&current), Some(&mine))?
-            .is_ok()
-        {
+        if store.kv_compare_and_swap(LEASES_NAMESPACE, &key(stream), Some(&current), Some(&mine))?.is_ok() {
             return Ok(true);
         }
     }
@@ -205,10 +172,7 @@ pub(crate) fn release<S: KvState + ?Sized>(store: &S, stream: StreamId, owner: &
         if decode(stream, &current)?.owner != owner {
             return Ok(());
         }
-        if store
-            .kv_compare_and_swap(LEASES_NAMESPACE, &key(stream), Some(&current), None)?
-            .is_ok()
-        {
+        if store.kv_compare_and_swap(LEASES_NAMESPACE, &key(stream), Some(&current), None)?.is_ok() {
             return Ok(());
         }
     }

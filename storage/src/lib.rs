@@ -43,6 +43,11 @@ pub trait EventLog: Send + Sync {
     /// `expected_next`. Returns only once the records are durable; concurrent
     /// appenders share one flush. An empty `records` writes nothing but still
     /// checks `expected_next`.
+    ///
+    /// Any other error leaves the outcome unknown: the records may be visible
+    /// and may survive a restart, or not. Read `next_seq` before deciding
+    /// what to append next. After a failed flush (ENOSPC, EIO) the store
+    /// refuses durable writes until it is reopened.
     fn append(&self, stream: StreamId, expected_next: Seq, records: &[&[u8]]) -> Result<Seq>;
 
     /// The records of `stream` from seq `from` (inclusive) in seq order, each
@@ -51,11 +56,7 @@ pub trait EventLog: Send + Sync {
     /// A corrupt or missing record yields [`StorageError::Corrupt`] and ends
     /// the iteration: nothing after it is returned, so it cannot be skipped.
     /// Records appended while the iterator is alive may or may not appear.
-    fn read(
-        &self,
-        stream: StreamId,
-        from: Seq,
-    ) -> Box<dyn Iterator<Item = Result<(Seq, Vec<u8>)>> + Send + '_>;
+    fn read(&self, stream: StreamId, from: Seq) -> Box<dyn Iterator<Item = Result<(Seq, Vec<u8>)>> + Send + '_>;
 
     /// The seq the next append to `stream` must use: 1 for an empty or
     /// unknown stream.
@@ -70,7 +71,8 @@ pub trait EventLog: Send + Sync {
     fn allocate_stream_id(&self) -> Result<StreamId>;
 
     /// Removes a whole stream, atomically and durably. Deleting an unknown
-    /// stream does nothing. The id is not handed out again.
+    /// stream does nothing. An id from [`EventLog::allocate_stream_id`] is
+    /// not handed out again after its stream is deleted.
     fn delete_stream(&self, stream: StreamId) -> Result<()>;
 }
 
@@ -125,12 +127,7 @@ pub trait KvState: Send + Sync {
     /// - otherwise [`LeaseOutcome::Held`] with the current holder.
     ///
     /// Decided with compare-and-swap, so of two racing processes one wins.
-    fn acquire_lease(
-        &self,
-        stream: StreamId,
-        me: &LeaseHolder,
-        now_ms: u64,
-    ) -> Result<LeaseOutcome> {
+    fn acquire_lease(&self, stream: StreamId, me: &LeaseHolder, now_ms: u64) -> Result<LeaseOutcome> {
         lease::acquire(self, stream, me, now_ms)
     }
 

@@ -7,7 +7,7 @@
 use crate::{Seq, StorageError, StreamId};
 
 /// Length of a record key: stream id and seq, 8 bytes each.
-pub(crate) const KEY_LEN: usize = 16;
+const KEY_LEN: usize = 16;
 
 /// Length of the checksum in front of every payload.
 const CHECKSUM_LEN: usize = 4;
@@ -37,19 +37,12 @@ pub(crate) fn encode_record(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Verifies a value just read and returns its payload.
-pub(crate) fn decode_record(
-    stream: StreamId,
-    seq: Seq,
-    value: &[u8],
-) -> Result<Vec<u8>, StorageError> {
+pub(crate) fn decode_record(stream: StreamId, seq: Seq, value: &[u8]) -> Result<Vec<u8>, StorageError> {
     let Some((stored, payload)) = value.split_first_chunk::<CHECKSUM_LEN>() else {
         return Err(StorageError::Corrupt {
             stream,
             seq,
-            reason: format!(
-                "value is {} bytes, too short to hold a checksum",
-                value.len()
-            ),
+            reason: format!("value is {} bytes, too short to hold a checksum", value.len()),
         });
     };
     let stored = u32::from_be_bytes(*stored);
@@ -76,22 +69,9 @@ mod tests {
 
     #[test]
     fn keys_sort_by_stream_then_seq() {
-        let mut keys = [
-            record_key(2, 1),
-            record_key(1, 256),
-            record_key(1, 2),
-            record_key(256, 0),
-        ];
+        let mut keys = [record_key(2, 1), record_key(1, 256), record_key(1, 2), record_key(256, 0)];
         keys.sort();
-        assert_eq!(
-            keys,
-            [
-                record_key(1, 2),
-                record_key(1, 256),
-                record_key(2, 1),
-                record_key(256, 0)
-            ]
-        );
+        assert_eq!(keys, [record_key(1, 2), record_key(1, 256), record_key(2, 1), record_key(256, 0)]);
         assert_eq!(parse_record_key(&record_key(7, 9)), Some((7, 9)));
         assert_eq!(parse_record_key(&[0; 15]), None);
     }
@@ -103,17 +83,7 @@ mod tests {
         let mut flipped = value.clone();
         flipped[6] ^= 0x01;
         let error = decode_record(3, 4, &flipped).unwrap_err();
-        assert!(
-            matches!(
-                error,
-                StorageError::Corrupt {
-                    stream: 3,
-                    seq: 4,
-                    ..
-                }
-            ),
-            "{error}"
-        );
+        assert!(matches!(error, StorageError::Corrupt { stream: 3, seq: 4, .. }), "{error}");
         let error = decode_record(3, 5, &value[..3]).unwrap_err();
         assert!(error.to_string().contains("too short"), "{error}");
         assert_eq!(decode_record(1, 1, &encode_record(b"")).unwrap(), b"");

@@ -21,9 +21,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::commit::{GroupCommit, Ticket};
-use crate::record::{
-    KEY_LEN, decode_record, decode_u64, encode_record, parse_record_key, record_key,
-};
+use crate::record::{decode_record, decode_u64, encode_record, parse_record_key, record_key};
 use crate::{EventLog, KvState, Result, Seq, StorageError, StreamId};
 
 /// sled's page cache budget. Its default (1 GiB) is far more than an event
@@ -71,11 +69,7 @@ impl SledStore {
     /// open store in this process) holds it.
     pub fn open(dir: &Path) -> Result<SledStore> {
         let context = || format!("opening store {}", dir.display());
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| StorageError::io(context(), e))?;
+        DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| StorageError::io(context(), e))?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_CAPACITY_BYTES)
@@ -84,37 +78,24 @@ impl SledStore {
             .flush_every_ms(None)
             .open()
             .map_err(|error| match error {
-                sled::Error::Io(source) if is_lock_error(&source) => StorageError::Locked {
-                    path: dir.to_path_buf(),
-                },
+                sled::Error::Io(source) if is_lock_error(&source) => StorageError::Locked { path: dir.to_path_buf() },
                 other => StorageError::from_sled(context(), other),
             })?;
         let db_path = dir.join("db");
         // Read-only is enough for fdatasync, and cannot write by mistake.
-        let db_file = File::open(&db_path).map_err(|e| {
-            StorageError::io(format!("opening store file {}", db_path.display()), e)
-        })?;
+        let db_file = File::open(&db_path)
+            .map_err(|e| StorageError::io(format!("opening store file {}", db_path.display()), e))?;
         // sled may just have created `db`, `conf` and `blobs/`: their
         // directory entries are durable only once the directory is synced.
         File::open(dir)
             .and_then(|handle| handle.sync_all())
-            .map_err(|e| {
-                StorageError::io(format!("syncing store directory {}", dir.display()), e)
-            })?;
-        let open_tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| StorageError::from_sled(context(), e))
-        };
+            .map_err(|e| StorageError::io(format!("syncing store directory {}", dir.display()), e))?;
+        let open_tree = |name: &str| db.open_tree(name).map_err(|e| StorageError::from_sled(context(), e));
         let events = open_tree("events")?;
         let heads = open_tree("heads")?;
         let meta = open_tree("meta")?;
         let (commit, flusher) = GroupCommit::start(db.clone(), db_file, dir.to_path_buf())
-            .map_err(|e| {
-                StorageError::io(
-                    format!("starting the flusher thread of store {}", dir.display()),
-                    e,
-                )
-            })?;
+            .map_err(|e| StorageError::io(format!("starting the flusher thread of store {}", dir.display()), e))?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 path: dir.to_path_buf(),
@@ -160,45 +141,29 @@ impl SledStore {
 
     /// Bytes used by the store directory, all files included.
     pub fn size_on_disk(&self) -> Result<u64> {
-        directory_size(&self.inner.path).map_err(|e| {
-            StorageError::io(format!("measuring store {}", self.inner.path.display()), e)
-        })
+        directory_size(&self.inner.path)
+            .map_err(|e| StorageError::io(format!("measuring store {}", self.inner.path.display()), e))
     }
 
     /// `(flushes, appends)` since open: how many flushes ran and how many
     /// appends waited for one. Fewer flushes than appends is group commit
     /// at work.
     pub fn flush_stats(&self) -> (u64, u64) {
-        (
-            self.inner.commit.flushes(),
-            self.inner.appends.load(Ordering::Relaxed),
-        )
+        (self.inner.commit.flushes(), self.inner.appends.load(Ordering::Relaxed))
     }
 
     /// Writes the records in one transaction and, if any were written,
     /// returns the ticket of the flush that will make them durable.
-    fn write_records(
-        &self,
-        stream: StreamId,
-        expected_next: Seq,
-        records: &[&[u8]],
-    ) -> Result<(Seq, Option<Ticket>)> {
+    fn write_records(&self, stream: StreamId, expected_next: Seq, records: &[&[u8]]) -> Result<(Seq, Option<Ticket>)> {
         let inner = &self.inner;
         if records.is_empty() {
             let actual_next = self.next_seq(stream)?;
             if actual_next != expected_next {
-                return Err(StorageError::Conflict {
-                    stream,
-                    expected: expected_next,
-                    actual_next,
-                });
+                return Err(StorageError::Conflict { stream, expected: expected_next, actual_next });
             }
             return Ok((expected_next, None));
         }
-        let values: Vec<Vec<u8>> = records
-            .iter()
-            .map(|payload| encode_record(payload))
-            .collect();
+        let values: Vec<Vec<u8>> = records.iter().map(|payload| encode_record(payload)).collect();
         let count = records.len() as u64;
         // The closure may run again when sled detects a concurrent
         // transaction on the same keys: it only reads and writes the trees.
@@ -217,10 +182,7 @@ impl SledStore {
             // The head says seq `expected_next` is free; a record there would
             // mean the head is wrong, and overwriting it would lose data.
             if events.get(record_key(stream, expected_next))?.is_some() {
-                return abort(AppendAbort::Existing {
-                    seq: expected_next,
-                    head,
-                });
+                return abort(AppendAbort::Existing { seq: expected_next, head });
             }
             for (seq, value) in (expected_next..).zip(&values) {
                 events.insert(&record_key(stream, seq), value.as_slice())?;
@@ -230,11 +192,7 @@ impl SledStore {
         });
         let next = outcome.map_err(|error| match error {
             TransactionError::Abort(AppendAbort::Conflict { actual_next }) => {
-                StorageError::Conflict {
-                    stream,
-                    expected: expected_next,
-                    actual_next,
-                }
+                StorageError::Conflict { stream, expected: expected_next, actual_next }
             }
             TransactionError::Abort(AppendAbort::Existing { seq, head }) => StorageError::Corrupt {
                 stream,
@@ -254,10 +212,7 @@ impl SledStore {
     }
 
     fn context_for(&self, stream: StreamId, action: &str) -> String {
-        format!(
-            "{action} stream {stream} in store {}",
-            self.inner.path.display()
-        )
+        format!("{action} stream {stream} in store {}", self.inner.path.display())
     }
 
     fn bad_head(&self, stream: StreamId, len: usize) -> StorageError {
@@ -271,33 +226,21 @@ impl SledStore {
         match self.inner.heads.get(stream.to_be_bytes()) {
             Ok(None) => Ok(0),
             Ok(Some(value)) => decode_u64(&value).ok_or_else(|| self.bad_head(stream, value.len())),
-            Err(error) => Err(StorageError::from_sled(
-                self.context_for(stream, "reading the head of"),
-                error,
-            )),
+            Err(error) => Err(StorageError::from_sled(self.context_for(stream, "reading the head of"), error)),
         }
     }
 
     fn kv_tree(&self, ns: &str) -> Result<sled::Tree> {
-        self.inner
-            .db
-            .open_tree(format!("kv:{ns}"))
-            .map_err(|error| {
-                StorageError::from_sled(
-                    format!(
-                        "opening key/value namespace {ns} in store {}",
-                        self.inner.path.display()
-                    ),
-                    error,
-                )
-            })
+        self.inner.db.open_tree(format!("kv:{ns}")).map_err(|error| {
+            StorageError::from_sled(
+                format!("opening key/value namespace {ns} in store {}", self.inner.path.display()),
+                error,
+            )
+        })
     }
 
     fn kv_context(&self, action: &str, ns: &str) -> String {
-        format!(
-            "{action} key/value namespace {ns} in store {}",
-            self.inner.path.display()
-        )
+        format!("{action} key/value namespace {ns} in store {}", self.inner.path.display())
     }
 
     /// Waits for a flush covering the writes made so far.
@@ -308,20 +251,14 @@ impl SledStore {
 
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore")
-            .field("path", &self.inner.path)
-            .finish_non_exhaustive()
+        f.debug_struct("SledStore").field("path", &self.inner.path).finish_non_exhaustive()
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.commit.shut_down();
-        let flusher = self
-            .flusher
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let flusher = self.flusher.get_mut().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(flusher) = flusher
             && flusher.join().is_err()
         {
@@ -339,23 +276,10 @@ impl EventLog for SledStore {
         Ok(next)
     }
 
-    fn read(
-        &self,
-        stream: StreamId,
-        from: Seq,
-    ) -> Box<dyn Iterator<Item = Result<(Seq, Vec<u8>)>> + Send + '_> {
+    fn read(&self, stream: StreamId, from: Seq) -> Box<dyn Iterator<Item = Result<(Seq, Vec<u8>)>> + Send + '_> {
         let first = from.max(1);
-        let range = self
-            .inner
-            .events
-            .range(record_key(stream, first)..=record_key(stream, Seq::MAX));
-        Box::new(Records {
-            store: self,
-            range,
-            stream,
-            expected: first,
-            finished: false,
-        })
+        let range = self.inner.events.range(record_key(stream, first)..=record_key(stream, Seq::MAX));
+        Box::new(Records { store: self, range, stream, expected: first, finished: false })
     }
 
     fn next_seq(&self, stream: StreamId) -> Result<Seq> {
@@ -379,17 +303,10 @@ impl EventLog for SledStore {
     }
 
     fn allocate_stream_id(&self) -> Result<StreamId> {
-        let context = || {
-            format!(
-                "allocating a stream id in store {}",
-                self.inner.path.display()
-            )
-        };
+        let context = || format!("allocating a stream id in store {}", self.inner.path.display());
         let meta = &self.inner.meta;
         let id = loop {
-            let current = meta
-                .get(LAST_STREAM_ID_KEY)
-                .map_err(|e| StorageError::from_sled(context(), e))?;
+            let current = meta.get(LAST_STREAM_ID_KEY).map_err(|e| StorageError::from_sled(context(), e))?;
             let last_handed_out = match &current {
                 None => 0,
                 Some(value) => decode_u64(value).ok_or_else(|| StorageError::Backend {
@@ -399,22 +316,14 @@ impl EventLog for SledStore {
             };
             // Also above any stream written under an id this counter did not
             // hand out, so a new id never lands in an existing stream.
-            let highest_stream = match self
-                .inner
-                .heads
-                .last()
-                .map_err(|e| StorageError::from_sled(context(), e))?
-            {
+            let highest_stream = match self.inner.heads.last().map_err(|e| StorageError::from_sled(context(), e))? {
                 Some((key, _)) => decode_u64(&key).unwrap_or(0),
                 None => 0,
             };
-            let id = last_handed_out
-                .max(highest_stream)
-                .checked_add(1)
-                .ok_or_else(|| StorageError::Backend {
-                    context: context(),
-                    message: "stream ids are exhausted".to_owned(),
-                })?;
+            let id = last_handed_out.max(highest_stream).checked_add(1).ok_or_else(|| StorageError::Backend {
+                context: context(),
+                message: "stream ids are exhausted".to_owned(),
+            })?;
             let swapped = meta
                 .compare_and_swap(LAST_STREAM_ID_KEY, current, Some(&id.to_be_bytes()[..]))
                 .map_err(|e| StorageError::from_sled(context(), e))?;
@@ -447,15 +356,13 @@ impl EventLog for SledStore {
         });
         let deleted = outcome.map_err(|error| match error {
             TransactionError::Abort(AppendAbort::BadHead { len }) => self.bad_head(stream, len),
-            TransactionError::Abort(
-                AppendAbort::Conflict { .. } | AppendAbort::Existing { .. },
-            ) => StorageError::Backend {
-                context: self.context_for(stream, "deleting"),
-                message: "unexpected abort".to_owned(),
-            },
-            TransactionError::Storage(error) => {
-                StorageError::from_sled(self.context_for(stream, "deleting"), error)
+            TransactionError::Abort(AppendAbort::Conflict { .. } | AppendAbort::Existing { .. }) => {
+                StorageError::Backend {
+                    context: self.context_for(stream, "deleting"),
+                    message: "unexpected abort".to_owned(),
+                }
             }
+            TransactionError::Storage(error) => StorageError::from_sled(self.context_for(stream, "deleting"), error),
         })?;
         if deleted { self.sync() } else { Ok(()) }
     }
@@ -481,15 +388,10 @@ impl Iterator for Records<'_> {
         }
         let (stream, expected) = (self.stream, self.expected);
         let item = match self.range.next()? {
-            Err(error) => Err(StorageError::from_sled(
-                self.store.context_for(stream, "reading"),
-                error,
-            )),
+            Err(error) => Err(StorageError::from_sled(self.store.context_for(stream, "reading"), error)),
             Ok((key, value)) => match parse_record_key(&key) {
-                Some((_, seq)) if key.len() == KEY_LEN && seq == expected => {
-                    decode_record(stream, seq, &value).map(|payload| (seq, payload))
-                }
-                Some((_, seq)) if key.len() == KEY_LEN => Err(StorageError::Corrupt {
+                Some((_, seq)) if seq == expected => decode_record(stream, seq, &value).map(|payload| (seq, payload)),
+                Some((_, seq)) => Err(StorageError::Corrupt {
                     stream,
                     seq: expected,
                     reason: format!("record is missing, the next one present is seq {seq}"),
@@ -497,10 +399,7 @@ impl Iterator for Records<'_> {
                 _ => Err(StorageError::Corrupt {
                     stream,
                     seq: expected,
-                    reason: format!(
-                        "a key of {} bytes lies among the stream's records",
-                        key.len()
-                    ),
+                    reason: format!("a key of {} bytes lies among the stream's records", key.len()),
                 }),
             },
         };
@@ -514,10 +413,8 @@ impl Iterator for Records<'_> {
 
 impl KvState for SledStore {
     fn kv_get(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let value = self
-            .kv_tree(ns)?
-            .get(key)
-            .map_err(|e| StorageError::from_sled(self.kv_context("reading", ns), e))?;
+        let value =
+            self.kv_tree(ns)?.get(key).map_err(|e| StorageError::from_sled(self.kv_context("reading", ns), e))?;
         Ok(value.map(|value| value.to_vec()))
     }
 
@@ -527,16 +424,12 @@ impl KvState for SledStore {
     }
 
     fn kv_put_unsynced(&self, ns: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        self.kv_tree(ns)?
-            .insert(key, value)
-            .map_err(|e| StorageError::from_sled(self.kv_context("writing", ns), e))?;
+        self.kv_tree(ns)?.insert(key, value).map_err(|e| StorageError::from_sled(self.kv_context("writing", ns), e))?;
         Ok(())
     }
 
     fn kv_delete(&self, ns: &str, key: &[u8]) -> Result<()> {
-        self.kv_tree(ns)?
-            .remove(key)
-            .map_err(|e| StorageError::from_sled(self.kv_context("deleting from", ns), e))?;
+        self.kv_tree(ns)?.remove(key).map_err(|e| StorageError::from_sled(self.kv_context("deleting from", ns), e))?;
         self.sync()
     }
 
@@ -576,8 +469,7 @@ fn abort<T>(reason: AppendAbort) -> Result<T, ConflictableTransactionError<Appen
 /// sled 0.34.7 reports a held `flock` on its `db` file as an `Other` IO
 /// error with this message (wrapping `WouldBlock`), not as its own variant.
 fn is_lock_error(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::WouldBlock
-        || error.to_string().contains("could not acquire lock")
+    error.kind() == io::ErrorKind::WouldBlock || error.to_string().contains("could not acquire lock")
 }
 
 fn directory_size(dir: &Path) -> io::Result<u64> {
@@ -585,11 +477,7 @@ fn directory_size(dir: &Path) -> io::Result<u64> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let metadata = entry.metadata()?;
-        total += if metadata.is_dir() {
-            directory_size(&entry.path())?
-        } else {
-            metadata.len()
-        };
+        total += if metadata.is_dir() { directory_size(&entry.path())? } else { metadata.len() };
     }
     Ok(total)
 }

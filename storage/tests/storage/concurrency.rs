@@ -9,6 +9,9 @@ use runbook_storage::{EventLog, Seq, SledStore, StorageError, StreamId};
 
 use crate::support::{open, temp_dir};
 
+/// The seqs a writer was acknowledged and what it wrote there.
+type Acknowledged = Vec<(Seq, Vec<u8>)>;
+
 fn payload(stream: StreamId, seq: Seq) -> Vec<u8> {
     format!("stream {stream} seq {seq}").into_bytes()
 }
@@ -16,10 +19,7 @@ fn payload(stream: StreamId, seq: Seq) -> Vec<u8> {
 /// Appends `count` records one at a time to a stream no one else writes.
 fn append_own_stream(store: &SledStore, stream: StreamId, count: u64) {
     for seq in 1..=count {
-        assert_eq!(
-            store.append(stream, seq, &[&payload(stream, seq)]).unwrap(),
-            seq + 1
-        );
+        assert_eq!(store.append(stream, seq, &[&payload(stream, seq)]).unwrap(), seq + 1);
     }
 }
 
@@ -50,7 +50,7 @@ fn writers_on_own_streams_and_racing_on_one_lose_nothing() {
         .collect();
     // Racers append to one stream with a compare-and-swap retry loop; each
     // returns the seqs it was acknowledged and what it wrote there.
-    let racers: Vec<thread::JoinHandle<Vec<(Seq, Vec<u8>)>>> = (0..RACERS)
+    let racers: Vec<thread::JoinHandle<Acknowledged>> = (0..RACERS)
         .map(|racer| {
             let (store, start) = (store.clone(), Arc::clone(&start));
             thread::spawn(move || {
@@ -59,8 +59,7 @@ fn writers_on_own_streams_and_racing_on_one_lose_nothing() {
                 let mut conflicts = 0;
                 while (acknowledged.len() as u64) < RECORDS_PER_RACER {
                     let next = store.next_seq(shared_stream).unwrap();
-                    let record =
-                        format!("racer {racer} record {}", acknowledged.len()).into_bytes();
+                    let record = format!("racer {racer} record {}", acknowledged.len()).into_bytes();
                     match store.append(shared_stream, next, &[&record]) {
                         Ok(new_next) => {
                             assert_eq!(new_next, next + 1);
@@ -86,28 +85,16 @@ fn writers_on_own_streams_and_racing_on_one_lose_nothing() {
     let mut acknowledged: BTreeMap<Seq, Vec<u8>> = BTreeMap::new();
     for racer in racers {
         for (seq, record) in racer.join().unwrap() {
-            assert!(
-                acknowledged.insert(seq, record).is_none(),
-                "seq {seq} acknowledged twice"
-            );
+            assert!(acknowledged.insert(seq, record).is_none(), "seq {seq} acknowledged twice");
         }
     }
     let total_records = RACERS * RECORDS_PER_RACER;
-    assert_eq!(
-        acknowledged.keys().copied().collect::<Vec<_>>(),
-        (1..=total_records).collect::<Vec<_>>()
-    );
+    assert_eq!(acknowledged.keys().copied().collect::<Vec<_>>(), (1..=total_records).collect::<Vec<_>>());
 
     let (flushes, appends) = store.flush_stats();
     println!("group commit: {flushes} flushes for {appends} appends");
-    assert_eq!(
-        appends,
-        OWN_STREAM_WRITERS * RECORDS_PER_WRITER + total_records
-    );
-    assert!(
-        flushes < appends,
-        "{flushes} flushes for {appends} appends: no flush was shared"
-    );
+    assert_eq!(appends, OWN_STREAM_WRITERS * RECORDS_PER_WRITER + total_records);
+    assert!(flushes < appends, "{flushes} flushes for {appends} appends: no flush was shared");
     drop(store);
 
     let store = open(dir.path());
@@ -118,10 +105,7 @@ fn writers_on_own_streams_and_racing_on_one_lose_nothing() {
             assert_eq!(record, payload(stream, seq));
         }
     }
-    let shared: BTreeMap<Seq, Vec<u8>> = store
-        .read(shared_stream, 1)
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let shared: BTreeMap<Seq, Vec<u8>> = store.read(shared_stream, 1).collect::<Result<_, _>>().unwrap();
     assert_eq!(shared, acknowledged);
 }
 
@@ -131,13 +115,8 @@ fn async_appends_from_many_tasks_share_flushes() {
     const RECORDS_PER_TASK: u64 = 25;
     let dir = temp_dir();
     let store = open(dir.path());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .build()
-        .unwrap();
-    let streams: Vec<StreamId> = (0..TASKS)
-        .map(|_| store.allocate_stream_id().unwrap())
-        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
+    let streams: Vec<StreamId> = (0..TASKS).map(|_| store.allocate_stream_id().unwrap()).collect();
     runtime.block_on(async {
         let tasks: Vec<_> = streams
             .iter()
@@ -145,18 +124,12 @@ fn async_appends_from_many_tasks_share_flushes() {
                 let store = store.clone();
                 tokio::spawn(async move {
                     for seq in 1..=RECORDS_PER_TASK {
-                        let next = store
-                            .append_async(stream, seq, vec![payload(stream, seq)])
-                            .await
-                            .unwrap();
+                        let next = store.append_async(stream, seq, vec![payload(stream, seq)]).await.unwrap();
                         assert_eq!(next, seq + 1);
                     }
                     // A conflict comes back through the future too.
                     let conflict = store.append_async(stream, 1, vec![b"late".to_vec()]).await;
-                    assert!(
-                        matches!(conflict, Err(StorageError::Conflict { expected: 1, .. })),
-                        "{conflict:?}"
-                    );
+                    assert!(matches!(conflict, Err(StorageError::Conflict { expected: 1, .. })), "{conflict:?}");
                 })
             })
             .collect();
@@ -167,10 +140,7 @@ fn async_appends_from_many_tasks_share_flushes() {
     let (flushes, appends) = store.flush_stats();
     println!("async group commit: {flushes} flushes for {appends} appends");
     assert_eq!(appends, TASKS * RECORDS_PER_TASK);
-    assert!(
-        flushes < appends,
-        "{flushes} flushes for {appends} appends: no flush was shared"
-    );
+    assert!(flushes < appends, "{flushes} flushes for {appends} appends: no flush was shared");
     drop(store);
 
     let store = open(dir.path());
@@ -196,9 +166,7 @@ fn throughput_figures() {
     let single_rate = SINGLE as f64 / started.elapsed().as_secs_f64();
     let (single_flushes, _) = store.flush_stats();
 
-    let streams: Vec<StreamId> = (0..THREADS)
-        .map(|_| store.allocate_stream_id().unwrap())
-        .collect();
+    let streams: Vec<StreamId> = (0..THREADS).map(|_| store.allocate_stream_id().unwrap()).collect();
     let (flushes_before, appends_before) = store.flush_stats();
     let started = Instant::now();
     thread::scope(|scope| {

@@ -31,16 +31,10 @@ pub fn conformance_across_reopen(open: &mut dyn FnMut() -> Box<dyn EventLog>) {
     drop(log);
 
     let log = open();
-    assert_eq!(
-        read_all(&*log, stream),
-        [(1, b"one".to_vec()), (2, b"two".to_vec())]
-    );
+    assert_eq!(read_all(&*log, stream), [(1, b"one".to_vec()), (2, b"two".to_vec())]);
     assert_eq!(log.next_seq(stream).unwrap(), 3);
     let next = log.allocate_stream_id().unwrap();
-    assert!(
-        next > later,
-        "after reopening, id {next} is not above the earlier {later}"
-    );
+    assert!(next > later, "after reopening, id {next} is not above the earlier {later}");
     log.append(stream, 3, &[b"three"]).unwrap();
     log.delete_stream(later).unwrap();
     drop(log);
@@ -59,18 +53,9 @@ fn read_from(log: &dyn EventLog, stream: StreamId, from: Seq) -> Vec<(Seq, Vec<u
 }
 
 #[track_caller]
-fn assert_conflict(
-    result: Result<Seq, StorageError>,
-    stream: StreamId,
-    expected: Seq,
-    actual_next: Seq,
-) {
+fn assert_conflict(result: Result<Seq, StorageError>, stream: StreamId, expected: Seq, actual_next: Seq) {
     match result {
-        Err(StorageError::Conflict {
-            stream: s,
-            expected: e,
-            actual_next: a,
-        }) => {
+        Err(StorageError::Conflict { stream: s, expected: e, actual_next: a }) => {
             assert_eq!((s, e, a), (stream, expected, actual_next));
         }
         other => panic!("expected a conflict at seq {expected} of stream {stream}, got {other:?}"),
@@ -84,10 +69,7 @@ fn appends_are_read_back_in_order_from_seq_1(log: &dyn EventLog) {
     assert_eq!(log.append(stream, 1, &[b"a"]).unwrap(), 2);
     assert_eq!(log.append(stream, 2, &[b"b", b"c"]).unwrap(), 4);
     assert_eq!(log.next_seq(stream).unwrap(), 4);
-    assert_eq!(
-        read_all(log, stream),
-        [(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())]
-    );
+    assert_eq!(read_all(log, stream), [(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())]);
 }
 
 fn a_wrong_expected_seq_conflicts_and_writes_nothing(log: &dyn EventLog) {
@@ -104,10 +86,7 @@ fn a_wrong_expected_seq_conflicts_and_writes_nothing(log: &dyn EventLog) {
     let fresh = log.allocate_stream_id().unwrap();
     assert_conflict(log.append(fresh, 2, &[b"x", b"y", b"z"]), fresh, 2, 1);
     // All or nothing: no record of a refused multi-record append is there.
-    assert_eq!(
-        read_all(log, stream),
-        [(1, b"a".to_vec()), (2, b"b".to_vec())]
-    );
+    assert_eq!(read_all(log, stream), [(1, b"a".to_vec()), (2, b"b".to_vec())]);
     assert!(read_all(log, fresh).is_empty());
     assert_eq!(log.next_seq(fresh).unwrap(), 1);
 }
@@ -123,16 +102,11 @@ fn an_empty_append_only_checks_the_seq(log: &dyn EventLog) {
 
 fn reads_start_anywhere(log: &dyn EventLog) {
     let stream = log.allocate_stream_id().unwrap();
-    let records: Vec<Vec<u8>> = (1..=10)
-        .map(|n| format!("record {n}").into_bytes())
-        .collect();
+    let records: Vec<Vec<u8>> = (1..=10).map(|n| format!("record {n}").into_bytes()).collect();
     let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
     log.append(stream, 1, &slices).unwrap();
     let from_4 = read_from(log, stream, 4);
-    assert_eq!(
-        from_4.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
-        (4..=10).collect::<Vec<_>>()
-    );
+    assert_eq!(from_4.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), (4..=10).collect::<Vec<_>>());
     assert_eq!(from_4[0].1, b"record 4");
     assert_eq!(read_from(log, stream, 10), [(10, b"record 10".to_vec())]);
     assert!(read_from(log, stream, 11).is_empty());
@@ -163,10 +137,7 @@ fn payloads_of_any_size_round_trip(log: &dyn EventLog) {
     // Larger than sled's inline limit (about 128 KiB): goes to a blob file.
     let large: Vec<u8> = (0..300_000u32).map(|n| (n % 251) as u8).collect();
     log.append(stream, 1, &[empty, &binary, &large]).unwrap();
-    assert_eq!(
-        read_all(log, stream),
-        [(1, Vec::new()), (2, binary), (3, large)]
-    );
+    assert_eq!(read_all(log, stream), [(1, Vec::new()), (2, binary), (3, large)]);
 }
 
 fn streams_lists_streams_with_records(log: &dyn EventLog) {
@@ -175,14 +146,8 @@ fn streams_lists_streams_with_records(log: &dyn EventLog) {
     log.append(written, 1, &[b"x"]).unwrap();
     let streams = log.streams().unwrap();
     assert!(streams.contains(&written));
-    assert!(
-        !streams.contains(&empty),
-        "a stream without records is listed"
-    );
-    assert!(
-        streams.windows(2).all(|pair| pair[0] < pair[1]),
-        "not ascending: {streams:?}"
-    );
+    assert!(!streams.contains(&empty), "a stream without records is listed");
+    assert!(streams.windows(2).all(|pair| pair[0] < pair[1]), "not ascending: {streams:?}");
 }
 
 fn delete_stream_removes_it_all(log: &dyn EventLog) {
@@ -204,10 +169,7 @@ fn delete_stream_removes_it_all(log: &dyn EventLog) {
 fn allocated_ids_increase(log: &dyn EventLog) {
     let ids: Vec<StreamId> = (0..20).map(|_| log.allocate_stream_id().unwrap()).collect();
     assert!(ids[0] > 0);
-    assert!(
-        ids.windows(2).all(|pair| pair[0] < pair[1]),
-        "not increasing: {ids:?}"
-    );
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "not increasing: {ids:?}");
 }
 
 #[test]

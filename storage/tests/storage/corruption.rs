@@ -14,9 +14,7 @@ fn key(stream: StreamId, seq: Seq) -> Vec<u8> {
 fn write_two_streams(dir: &Path) {
     let store = open(dir);
     for stream in [1, 2] {
-        store
-            .append(stream, 1, &[b"zero", b"one", b"two", b"three", b"four"])
-            .unwrap();
+        store.append(stream, 1, &[b"zero", b"one", b"two", b"three", b"four"]).unwrap();
     }
 }
 
@@ -38,10 +36,7 @@ fn damage(dir: &Path, stream: StreamId, seq: Seq, change: impl FnOnce(&mut Vec<u
 
 fn remove(dir: &Path, stream: StreamId, seq: Seq) {
     let db = sled::open(dir).unwrap();
-    db.open_tree("events")
-        .unwrap()
-        .remove(key(stream, seq))
-        .unwrap();
+    db.open_tree("events").unwrap().remove(key(stream, seq)).unwrap();
     db.flush().unwrap();
 }
 
@@ -52,36 +47,18 @@ fn remove(dir: &Path, stream: StreamId, seq: Seq) {
 fn assert_stream_1_corrupt_at_3(dir: &Path, reason: &str) {
     let store = open(dir);
     let items: Vec<_> = store.read(1, 1).collect();
-    assert_eq!(
-        items.len(),
-        3,
-        "expected two records then the error, got {items:?}"
-    );
+    assert_eq!(items.len(), 3, "expected two records then the error, got {items:?}");
     assert_eq!(items[0].as_ref().unwrap(), &(1, b"zero".to_vec()));
     assert_eq!(items[1].as_ref().unwrap(), &(2, b"one".to_vec()));
     match &items[2] {
-        Err(
-            error @ StorageError::Corrupt {
-                stream: 1,
-                seq: 3,
-                reason: why,
-            },
-        ) => {
+        Err(error @ StorageError::Corrupt { stream: 1, seq: 3, reason: why }) => {
             assert!(why.contains(reason), "{error}");
-            assert!(
-                error
-                    .to_string()
-                    .starts_with("record 3 of stream 1 is corrupt: "),
-                "{error}"
-            );
+            assert!(error.to_string().starts_with("record 3 of stream 1 is corrupt: "), "{error}");
         }
         other => panic!("expected record 3 of stream 1 to be corrupt, got {other:?}"),
     }
     // Reading from the bad record fails at once too.
-    assert!(matches!(
-        store.read(1, 3).next(),
-        Some(Err(StorageError::Corrupt { seq: 3, .. }))
-    ));
+    assert!(matches!(store.read(1, 3).next(), Some(Err(StorageError::Corrupt { seq: 3, .. }))));
     let other: Vec<_> = store.read(2, 1).collect::<Result<_, _>>().unwrap();
     assert_eq!(other.len(), 5);
 }

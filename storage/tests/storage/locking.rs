@@ -2,16 +2,13 @@
 
 use runbook_storage::{SledStore, StorageError};
 
-use crate::support::{child_role, open, spawn_child, temp_dir};
+use crate::support::{MESSAGE_MARKER, child_role, open, spawn_child, temp_dir};
 
 #[track_caller]
 fn assert_locked(result: Result<SledStore, StorageError>, dir: &std::path::Path) {
     match result {
         Err(error @ StorageError::Locked { .. }) => {
-            assert_eq!(
-                error.to_string(),
-                format!("store {} is in use by another process", dir.display())
-            );
+            assert_eq!(error.to_string(), format!("store {} is in use by another process", dir.display()));
         }
         other => panic!("expected the store to be locked, got {other:?}"),
     }
@@ -33,18 +30,15 @@ fn a_store_held_by_another_process_is_refused_until_it_dies() {
     if let Some((role, dir)) = child_role() {
         assert_eq!(role, "hold");
         let _store = open(&dir);
-        println!("holding");
+        println!("{MESSAGE_MARKER}holding");
         // Hold the store until the parent kills us or closes our stdin.
         let _ = std::io::stdin().read_line(&mut String::new());
         return;
     }
     let dir = temp_dir();
-    let mut holder = spawn_child(
-        "locking::a_store_held_by_another_process_is_refused_until_it_dies",
-        "hold",
-        dir.path(),
-    );
-    holder.wait_for_line("holding");
+    let mut holder =
+        spawn_child("locking::a_store_held_by_another_process_is_refused_until_it_dies", "hold", dir.path());
+    holder.wait_for_message("holding");
     assert_locked(SledStore::open(dir.path()), dir.path());
     // The OS releases the lock of a killed process: no cleanup needed.
     holder.child.kill().unwrap();

@@ -8,6 +8,7 @@
 //! - `kv`: key/value namespaces;
 //! - `leases`: every lease rule, with an injected clock and real dead processes;
 //! - `locking`: a store held by another process or handle is refused with `Locked`;
+//! - `opening`: what opening a store creates, and how it fails;
 //! - `support`: temporary stores and re-running this binary as a child process.
 
 // A test reports failure by panicking; unwrap says so most directly.
@@ -20,4 +21,5 @@ mod crash;
 mod kv;
 mod leases;
 mod locking;
+mod opening;
 mod support;

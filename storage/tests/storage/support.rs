@@ -13,10 +13,7 @@ const DIR_VARIABLE: &str = "RUNBOOK_STORAGE_TEST_DIR";
 
 /// A fresh temporary directory for a store.
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("runbook-storage-")
-        .tempdir()
-        .unwrap()
+    tempfile::Builder::new().prefix("runbook-storage-").tempdir().unwrap()
 }
 
 /// Opens (or reopens) the store in `dir`.
@@ -52,14 +49,32 @@ pub fn spawn_child(test_name: &str, role: &str, dir: &Path) -> ChildProcess {
     ChildProcess { child, lines }
 }
 
+/// Starts what a child prints for the parent. The test harness prints the
+/// test's name without a newline before the test runs, so the first message
+/// shares its line: messages are found by this marker, not at line starts.
+pub const MESSAGE_MARKER: &str = "@@ ";
+
+/// The message on a line of a child's stdout, if there is one.
+pub fn message(line: &str) -> Option<&str> {
+    line.split_once(MESSAGE_MARKER).map(|(_, message)| message)
+}
+
 impl ChildProcess {
-    /// Reads stdout until a line equal to `wanted`; panics at end of output.
-    pub fn wait_for_line(&mut self, wanted: &str) {
+    /// Reads stdout until the message `wanted`; panics at end of output.
+    pub fn wait_for_message(&mut self, wanted: &str) {
         for line in &mut self.lines {
-            if line.unwrap() == wanted {
+            if message(&line.unwrap()) == Some(wanted) {
                 return;
             }
         }
         panic!("child ended without printing {wanted:?}");
+    }
+}
+
+impl Drop for ChildProcess {
+    /// A failing parent must not leave its child running (or holding a store).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
