@@ -262,7 +262,8 @@ impl App {
             let (_, event) = item?;
             let (id, n, artifacts) = match &event.kind {
                 EventKind::StepSucceeded { step, attempt, artifacts, .. }
-                | EventKind::StepFailed { step, attempt, artifacts, .. } => (step, attempt, artifacts),
+                | EventKind::StepFailed { step, attempt, artifacts, .. }
+                | EventKind::StepPolled { step, attempt, artifacts, .. } => (step, attempt, artifacts),
                 _ => continue,
             };
             if step.as_ref().is_some_and(|s| s != id) || attempt.is_some_and(|a| a != n.0) {

@@ -63,6 +63,13 @@ impl Progress {
                 let after = if attempt.0 == 0 { String::new() } else { format!(" after {}", ms(*duration_ms)) };
                 self.line(step.as_str(), format!("failed{after}: {error}{retry}"));
             }
+            EventKind::StepPolled { step, attempt, next_at, .. } => {
+                let wait = (*next_at - observed.event.at).num_milliseconds().max(0);
+                self.line(
+                    step.as_str(),
+                    format!("polled (attempt {attempt}): not yet; next poll in {}", ms(wait as u64)),
+                );
+            }
             EventKind::StepSkipped { step, reason } => self.line(step.as_str(), format!("skipped: {reason}")),
             EventKind::RunNeedsAttention { reason, .. } => {
                 self.term.out(format!("run {run}: needs attention: {reason}"))

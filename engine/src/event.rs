@@ -47,10 +47,25 @@ pub enum EventKind {
         step: StepId,
         attempt: Attempt,
         error: String,
+        /// What the attempt produced before failing (`result: timed_out`).
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        outputs: Outputs,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_at: Option<DateTime<Utc>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        artifacts: Vec<ArtifactRef>,
+        #[serde(default)]
+        duration_ms: u64,
+    },
+    /// A polling attempt whose `until` condition is not met yet; the next poll is due at `next_at`.
+    StepPolled {
+        step: StepId,
+        attempt: Attempt,
+        #[serde(default)]
+        outputs: Outputs,
+        next_at: DateTime<Utc>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         artifacts: Vec<ArtifactRef>,
         #[serde(default)]
@@ -118,6 +133,7 @@ impl EventKind {
             EventKind::StepStarted { .. } => "step_started",
             EventKind::StepSucceeded { .. } => "step_succeeded",
             EventKind::StepFailed { .. } => "step_failed",
+            EventKind::StepPolled { .. } => "step_polled",
             EventKind::StepSkipped { .. } => "step_skipped",
             EventKind::RunSucceeded {} => "run_succeeded",
             EventKind::RunFailed { .. } => "run_failed",
@@ -134,6 +150,7 @@ impl EventKind {
             EventKind::StepStarted { step, .. }
             | EventKind::StepSucceeded { step, .. }
             | EventKind::StepFailed { step, .. }
+            | EventKind::StepPolled { step, .. }
             | EventKind::StepSkipped { step, .. } => Some(step),
             EventKind::RunStarted(_)
             | EventKind::RunSucceeded {}

@@ -385,20 +385,10 @@ impl RunLoop<'_> {
                 if let Action::StartStep { step, attempt } = &action {
                     launches.push((step.clone(), *attempt));
                 }
-                let kind = match action.event_kind() {
-                    EventKind::StepFailed { step, attempt, error, retry_at, exit_code, artifacts, duration_ms } => {
-                        EventKind::StepFailed {
-                            step,
-                            attempt,
-                            error: self.masker.mask(&error),
-                            retry_at,
-                            exit_code,
-                            artifacts,
-                            duration_ms,
-                        }
-                    }
-                    other => other,
-                };
+                let mut kind = action.event_kind();
+                if let EventKind::StepFailed { error, .. } = &mut kind {
+                    *error = self.masker.mask(error);
+                }
                 self.record(Event { at: now, kind })?;
             }
         }
@@ -517,36 +507,52 @@ impl RunLoop<'_> {
         );
     }
 
-    /// Turns a finished step into its event.
+    /// Turns a finished attempt into its event: success, a poll that goes on, or a failure with its retry time.
     fn finished(&mut self, finished: Finished) {
         let Finished { step, attempt, result, duration } = finished;
         self.running.remove(&step);
         let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let now = Utc::now();
-        let outcome = result.outcome.and_then(|values| self.outputs(&step, values));
-        let kind = match outcome {
-            Ok(outputs) => EventKind::StepSucceeded {
-                step,
-                attempt,
-                outputs,
-                exit_code: result.exit_code,
-                artifacts: result.artifacts,
-                duration_ms,
-            },
-            Err(error) => {
-                let error = self.masker.mask(&error);
-                match self.state.failure_event_kind(&step, attempt, error, now, rand::random()) {
-                    EventKind::StepFailed { step, attempt, error, retry_at, .. } => EventKind::StepFailed {
-                        step,
-                        attempt,
-                        error,
-                        retry_at,
-                        exit_code: result.exit_code,
-                        artifacts: result.artifacts,
-                        duration_ms,
-                    },
-                    other => other,
+        let Some(spec) = self.state.workflow.step(&step).cloned() else { return };
+        let provided =
+            self.engine.registry.get(&spec.kind).map(|kind| kind.provided_outputs(&spec.config)).unwrap_or_default();
+        let (outputs, output_error) = self.outputs(&spec, &result.values, &provided);
+        let StepResult { error, exit_code, artifacts, .. } = result;
+        let mut error = error.or(output_error).map(|e| self.masker.mask(&e));
+        let mut polled = None;
+        if error.is_none()
+            && let Some(until) = &spec.until
+        {
+            let mut context = self.state.template_context();
+            if let serde_json::Value::Object(map) = &mut context {
+                map.insert("outputs".to_owned(), serde_json::Value::Object(outputs.clone()));
+            }
+            match self.engine.templates.eval_condition(until, &context) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let first = self.state.step(&step).and_then(|s| s.first_started_at).unwrap_or(now);
+                    let interval =
+                        chrono::Duration::milliseconds(i64::try_from(spec.poll.interval_ms).unwrap_or(i64::MAX));
+                    let deadline =
+                        first + chrono::Duration::milliseconds(i64::try_from(spec.poll.timeout_ms).unwrap_or(i64::MAX));
+                    if now + interval > deadline {
+                        error = Some(format!(
+                            "`until: {until}` was still false after {}",
+                            format_duration(Duration::from_millis(spec.poll.timeout_ms))
+                        ));
+                    } else {
+                        polled = Some(now + interval);
+                    }
                 }
+                Err(problem) => error = Some(format!("`until: {until}` could not be evaluated: {problem}")),
+            }
+        }
+        let kind = match (error, polled) {
+            (None, Some(next_at)) => EventKind::StepPolled { step, attempt, outputs, next_at, artifacts, duration_ms },
+            (None, None) => EventKind::StepSucceeded { step, attempt, outputs, exit_code, artifacts, duration_ms },
+            (Some(error), _) => {
+                let retry_at = self.state.retry_at_after_failure(&step, attempt, now, rand::random());
+                EventKind::StepFailed { step, attempt, error, outputs, retry_at, exit_code, artifacts, duration_ms }
             }
         };
         if let Err(error) = self.record(Event { at: now, kind }) {
@@ -554,41 +560,47 @@ impl RunLoop<'_> {
         }
     }
 
-    /// Evaluates a step's `outputs` templates with the kind's values in scope.
+    /// A step's outputs: the kind's built-in values, then its `outputs` templates
+    /// evaluated with the kind's values in scope. The first template that does
+    /// not evaluate is returned as an error (the others are still kept).
     fn outputs(
         &self,
-        step: &StepId,
-        values: serde_json::Map<String, serde_json::Value>,
-    ) -> std::result::Result<Outputs, String> {
-        let Some(spec) = self.state.workflow.step(step) else { return Ok(Outputs::new()) };
+        spec: &crate::model::StepSpec,
+        values: &serde_json::Map<String, serde_json::Value>,
+        provided: &[String],
+    ) -> (Outputs, Option<String>) {
         let mut outputs = Outputs::new();
-        if spec.outputs.is_empty() {
-            if let Some(code) = values.get("exit_code") {
-                outputs.insert("exit_code".to_owned(), code.clone());
+        for name in provided {
+            if let Some(value) = values.get(name) {
+                outputs.insert(name.clone(), self.masker.mask_json(value));
             }
-            return Ok(outputs);
+        }
+        if spec.outputs.is_empty() {
+            return (outputs, None);
         }
         let mut context = self.state.template_context();
         if let serde_json::Value::Object(map) = &mut context {
-            for (name, value) in values.iter() {
+            for (name, value) in values {
                 map.insert(name.clone(), value.clone());
             }
         }
+        let mut first_error = None;
         for (name, template) in &spec.outputs {
-            let value = self.engine.templates.eval_value(template, &context).map_err(|problem| {
-                let hint = if template.contains("json") && !values.contains_key("json") {
-                    " (the step's output is not JSON)"
-                } else {
-                    ""
-                };
-                format!("output `{name}`: {problem}{hint}")
-            })?;
-            outputs.insert(name.clone(), self.masker.mask_json(&value));
+            match self.engine.templates.eval_value(template, &context) {
+                Ok(value) => {
+                    outputs.insert(name.clone(), self.masker.mask_json(&value));
+                }
+                Err(problem) => {
+                    let hint = if template.contains("json") && !values.contains_key("json") {
+                        " (the step's output is not JSON)"
+                    } else {
+                        ""
+                    };
+                    first_error.get_or_insert_with(|| format!("output `{name}`: {problem}{hint}"));
+                }
+            }
         }
-        if let Some(code) = values.get("exit_code") {
-            outputs.entry("exit_code".to_owned()).or_insert_with(|| code.clone());
-        }
-        Ok(outputs)
+        (outputs, first_error)
     }
 }
 
@@ -613,7 +625,7 @@ async fn execute_with_timeout(
         () = tokio::time::sleep(limit) => {
             token.cancel();
             let mut result = execution.await;
-            result.outcome = Err(format!("timed out after {}", format_duration(limit)));
+            result.error = Some(format!("timed out after {}", format_duration(limit)));
             result
         }
     }

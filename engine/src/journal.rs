@@ -215,6 +215,7 @@ pub fn changes_summary(kind: &EventKind) -> bool {
         EventKind::StepStarted { .. }
         | EventKind::StepSucceeded { .. }
         | EventKind::StepFailed { .. }
+        | EventKind::StepPolled { .. }
         | EventKind::StepSkipped { .. } => false,
     }
 }

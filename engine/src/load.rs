@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use crate::diag::{Diagnostic, Diagnostics, Position, did_you_mean};
 use crate::duration::parse_duration;
 use crate::ids::{StepId, check_workflow_name};
-use crate::model::{DEFAULT_MAX_PARALLEL, InputSpec, InputType, RetryPolicy, ScheduleSpec, StepSpec, Workflow};
+use crate::model::{
+    DEFAULT_MAX_PARALLEL, InputSpec, InputType, PollPolicy, RetryPolicy, ScheduleSpec, StepSpec, Workflow,
+};
 use crate::schedule::{parse_cron, parse_timezone};
 use crate::step::{ConfigCheck, Registry};
 use crate::template::{TemplateProblem, Templates};
@@ -75,10 +77,23 @@ pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<Loaded
 
 const WORKFLOW_KEYS: &[&str] = &["name", "description", "inputs", "secrets", "steps", "schedule", "max_parallel"];
 const INPUT_KEYS: &[&str] = &["type", "required", "default", "description"];
-const STEP_KEYS: &[&str] =
-    &["id", "description", "needs", "if", "timeout", "retry", "continue_on_error", "idempotent", "outputs", "env"];
+const STEP_KEYS: &[&str] = &[
+    "id",
+    "description",
+    "needs",
+    "if",
+    "timeout",
+    "retry",
+    "continue_on_error",
+    "idempotent",
+    "outputs",
+    "env",
+    "until",
+    "poll",
+];
 /// More attempts than this is a loop, not a retry policy.
 const MAX_ATTEMPTS: u32 = 10_000;
+const POLL_KEYS: &[&str] = &["interval", "timeout"];
 const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter"];
 const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "inputs", "overlap", "catch_up"];
 
@@ -107,7 +122,10 @@ struct DraftStep {
     /// Every template in the step with where it is and which locals it may use.
     templates: Vec<TemplateSite>,
     condition_position: Option<Position>,
+    until_position: Option<Position>,
     output_locals: &'static [&'static str],
+    /// Outputs the kind provides without a declaration.
+    provided_outputs: Vec<String>,
 }
 
 struct TemplateSite {
@@ -550,6 +568,9 @@ impl<'a> Checker<'a> {
         let mut retry = RetryPolicy::default();
         let mut continue_on_error = false;
         let mut idempotent = None;
+        let mut until = None;
+        let mut until_position = None;
+        let mut poll = PollPolicy::default();
         let mut outputs = Vec::new();
         let mut env = Vec::new();
         let mut kinds: Vec<(&Key, &Node)> = Vec::new();
@@ -612,6 +633,25 @@ impl<'a> Checker<'a> {
                 }
                 "continue_on_error" => continue_on_error = self.boolean(value, &sub).unwrap_or(false),
                 "idempotent" => idempotent = self.boolean(value, &sub),
+                "until" => {
+                    if let Some(text) = self.scalar_text(value, &sub) {
+                        let expression = strip_braces(&text).to_owned();
+                        match self.templates.expression_variables(&expression) {
+                            Ok(_) => {
+                                until = Some(expression);
+                                until_position = Some(value.position);
+                            }
+                            Err(problem) => {
+                                self.error(value.position, &sub, format!("malformed condition `{text}`: {problem}"));
+                            }
+                        }
+                    }
+                }
+                "poll" => {
+                    if let Some(policy) = self.poll(value, &sub) {
+                        poll = policy;
+                    }
+                }
                 "outputs" => {
                     if let Some(items) = self.mapping(value, &sub, "a mapping of output names to templates") {
                         for (out_key, out_value) in items {
@@ -705,6 +745,7 @@ impl<'a> Checker<'a> {
             kind.check_config(kind_node, &mut check)
         };
         collect_templates(kind_node, &kind_field, &mut templates);
+        let spec_config_for_outputs = config.clone();
         let spec = StepSpec {
             id: id?,
             description,
@@ -718,6 +759,8 @@ impl<'a> Checker<'a> {
             idempotent: idempotent.unwrap_or_else(|| kind.idempotent_by_default()),
             outputs,
             env,
+            until,
+            poll,
         };
         Some(DraftStep {
             spec,
@@ -726,8 +769,32 @@ impl<'a> Checker<'a> {
             needs_positions,
             templates,
             condition_position,
+            until_position,
             output_locals: kind.output_locals(),
+            provided_outputs: kind.provided_outputs(&spec_config_for_outputs),
         })
+    }
+
+    fn poll(&mut self, node: &Node, field: &str) -> Option<PollPolicy> {
+        let entries = self.mapping(node, field, "a mapping with `interval` and `timeout`")?;
+        let mut policy = PollPolicy::default();
+        for (key, value) in entries {
+            let sub = join(field, &key.name);
+            match key.name.as_str() {
+                "interval" => match self.duration_ms(value, &sub) {
+                    Some(0) => self.error(value.position, &sub, "a poll interval must be longer than 0s"),
+                    Some(ms) => policy.interval_ms = ms,
+                    None => {}
+                },
+                "timeout" => {
+                    if let Some(ms) = self.duration_ms(value, &sub) {
+                        policy.timeout_ms = ms;
+                    }
+                }
+                _ => self.unknown_key(key, field, POLL_KEYS),
+            }
+        }
+        Some(policy)
     }
 
     fn retry(&mut self, node: &Node, field: &str) -> Option<RetryPolicy> {
@@ -826,6 +893,15 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        if let (Some(until), Some(position)) = (&draft.spec.until, draft.until_position)
+            && let Ok(variables) = self.templates.expression_variables(until)
+        {
+            for variable in variables {
+                if let Err(message) = scope.check_until(&variable) {
+                    self.error(position, join(&draft.field, "until"), message);
+                }
+            }
+        }
         for site in &draft.templates {
             match self.templates.template_variables(&site.source) {
                 Ok(variables) => {
@@ -854,9 +930,23 @@ struct Scope<'s> {
 }
 
 impl Scope<'_> {
+    /// Checks a variable of a template (`in_outputs`: one of the step's own `outputs`).
     fn check(&self, variable: &str, in_outputs: bool) -> Result<(), String> {
+        self.check_in(variable, in_outputs, false)
+    }
+
+    /// Checks a variable of the step's `until`, which also sees the step's own `outputs`.
+    fn check_until(&self, variable: &str) -> Result<(), String> {
+        self.check_in(variable, false, true)
+    }
+
+    fn check_in(&self, variable: &str, in_outputs: bool, in_until: bool) -> Result<(), String> {
         let parts: Vec<&str> = variable.split('.').collect();
         match parts[0] {
+            "outputs" if in_until => match parts.get(1) {
+                None => Ok(()),
+                Some(output) => has_output(self.own, self.own.spec.id.as_str(), output),
+            },
             "inputs" => match parts.get(1) {
                 None => Ok(()),
                 Some(name) if self.inputs.iter().any(|i| i.name == *name) => Ok(()),
@@ -885,17 +975,7 @@ impl Scope<'_> {
                     None | Some(&"outcome") => Ok(()),
                     Some(&"outputs") => match parts.get(3) {
                         None => Ok(()),
-                        Some(output) => {
-                            let target = &self.drafts[index].spec;
-                            if target.outputs.iter().any(|(n, _)| n == output) || *output == "exit_code" {
-                                Ok(())
-                            } else {
-                                let hint = did_you_mean(output, target.outputs.iter().map(|(n, _)| n.as_str()))
-                                    .map(|s| format!(" (did you mean `{s}`?)"))
-                                    .unwrap_or_default();
-                                Err(format!("step `{name}` has no output `{output}`{hint}"))
-                            }
-                        }
+                        Some(output) => has_output(&self.drafts[index], name, output),
                     },
                     Some(other) => Err(format!("`steps.{name}.{other}`: a step exposes `outcome` and `outputs`")),
                 }
@@ -914,6 +994,9 @@ impl Scope<'_> {
                 if in_outputs {
                     known.extend(self.own.output_locals.iter().copied());
                 }
+                if in_until {
+                    known.push("outputs");
+                }
                 let hint = did_you_mean(other, known.iter().copied())
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
@@ -921,6 +1004,18 @@ impl Scope<'_> {
             }
         }
     }
+}
+
+/// Whether a step declares an output or its kind provides it.
+fn has_output(step: &DraftStep, name: &str, output: &str) -> Result<(), String> {
+    let declared = step.spec.outputs.iter().map(|(n, _)| n.as_str());
+    if step.provided_outputs.iter().any(|n| n == output) || declared.clone().any(|n| n == output) {
+        return Ok(());
+    }
+    let known: Vec<&str> = declared.chain(step.provided_outputs.iter().map(String::as_str)).collect();
+    let hint =
+        did_you_mean(output, known.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+    Err(format!("step `{name}` has no output `{output}`{hint}"))
 }
 
 /// Every string under a kind's configuration is a template.

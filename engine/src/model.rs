@@ -177,6 +177,25 @@ pub struct StepSpec {
     /// Environment variables for the step, values are templates.
     #[serde(default)]
     pub env: Vec<(String, String)>,
+    /// Polling: the step runs again every `poll.interval` until this expression is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(default)]
+    pub poll: PollPolicy,
+}
+
+/// How often a step with `until` polls, and for how long at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollPolicy {
+    pub interval_ms: u64,
+    /// Counted from the start of the first poll; past it the step fails.
+    pub timeout_ms: u64,
+}
+
+impl Default for PollPolicy {
+    fn default() -> PollPolicy {
+        PollPolicy { interval_ms: 5_000, timeout_ms: 600_000 }
+    }
 }
 
 impl StepSpec {

@@ -66,18 +66,32 @@ pub struct StepRequest {
 }
 
 /// The result of one attempt.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StepResult {
-    /// On success, the values the step's `outputs` templates may use
-    /// (for `run`: `stdout`, `json`, `exit_code`); on failure, the error.
-    pub outcome: Result<serde_json::Map<String, serde_json::Value>, String>,
+    /// What the attempt produced, on success and on failure alike: the kind's
+    /// built-in outputs (see [`StepKind::builtin_outputs`]) and the locals of
+    /// the step's `outputs` templates (see [`StepKind::output_locals`]).
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// Why the attempt failed; `None` when it succeeded.
+    pub error: Option<String>,
     pub exit_code: Option<i32>,
     pub artifacts: Vec<ArtifactRef>,
 }
 
 impl StepResult {
+    /// A success with these values.
+    pub fn succeeded(values: serde_json::Map<String, serde_json::Value>) -> StepResult {
+        StepResult { values, ..StepResult::default() }
+    }
+
+    /// A failure with nothing to show but its reason.
     pub fn failed(error: impl Into<String>) -> StepResult {
-        StepResult { outcome: Err(error.into()), exit_code: None, artifacts: Vec::new() }
+        StepResult { error: Some(error.into()), ..StepResult::default() }
+    }
+
+    /// A failure that still produced values (`result: timed_out`).
+    pub fn failed_with(error: impl Into<String>, values: serde_json::Map<String, serde_json::Value>) -> StepResult {
+        StepResult { values, error: Some(error.into()), ..StepResult::default() }
     }
 }
 
@@ -95,6 +109,14 @@ pub trait StepKind: Send + Sync + 'static {
     /// Names the kind makes available to the step's `outputs` templates (`stdout`, `json`).
     fn output_locals(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// Values that become the step's outputs without being declared under
+    /// `outputs`, on success and on failure: `status` of an `http` step,
+    /// `result` of a `tcp` step, the names under a `set` step.
+    fn provided_outputs(&self, config: &serde_json::Value) -> Vec<String> {
+        let _ = config;
+        Vec::new()
     }
 
     /// Checks the configuration under the kind's key and returns it as JSON for the model.

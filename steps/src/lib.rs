@@ -3,10 +3,11 @@
 //! registry with [`registry`]; nothing registers itself.
 
 pub mod run;
+pub mod set;
 
 use runbook_engine::step::Registry;
 
 /// Every step kind this crate provides.
 pub fn registry() -> Registry {
-    Registry::new().with(run::RunKind)
+    Registry::new().with(run::RunKind).with(set::SetKind)
 }

@@ -30,6 +30,10 @@ impl StepKind for RunKind {
         &["stdout", "json", "exit_code"]
     }
 
+    fn provided_outputs(&self, _config: &serde_json::Value) -> Vec<String> {
+        vec!["exit_code".to_owned()]
+    }
+
     fn check_config(&self, config: &Node, check: &mut ConfigCheck<'_>) -> serde_json::Value {
         match &config.value {
             Value::String(script) if !script.trim().is_empty() => {}
@@ -117,19 +121,25 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
             Ok(artifact) => artifacts.push(artifact),
             Err(e) => {
                 return StepResult {
-                    outcome: Err(format!("cannot keep the step's {name}: {e}")),
-                    exit_code: None,
+                    error: Some(format!("cannot keep the step's {name}: {e}")),
                     artifacts,
+                    ..StepResult::default()
                 };
             }
         }
     }
     if request.cancel.is_cancelled() {
-        return StepResult { outcome: Err("stopped".to_owned()), exit_code: None, artifacts };
+        return StepResult { error: Some("stopped".to_owned()), artifacts, ..StepResult::default() };
     }
     let status = match status {
         Ok(status) => status,
-        Err(e) => return StepResult { outcome: Err(format!("cannot wait for bash: {e}")), exit_code: None, artifacts },
+        Err(e) => {
+            return StepResult {
+                error: Some(format!("cannot wait for bash: {e}")),
+                artifacts,
+                ..StepResult::default()
+            };
+        }
     };
     let exit_code = status.code();
     if !status.success() {
@@ -145,7 +155,11 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
             Some(line) => format!("{how}: {}", truncate(line.trim(), 300)),
             None => how,
         };
-        return StepResult { outcome: Err(error), exit_code, artifacts };
+        let mut values = serde_json::Map::new();
+        if let Some(code) = exit_code {
+            values.insert("exit_code".to_owned(), serde_json::Value::from(code));
+        }
+        return StepResult { values, error: Some(error), exit_code, artifacts };
     }
     let masked_out = request.artifacts.masker().mask_bytes(&out);
     let stdout_text = String::from_utf8_lossy(&masked_out).trim().to_owned();
@@ -155,7 +169,7 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
     }
     values.insert("stdout".to_owned(), serde_json::Value::String(stdout_text));
     values.insert("exit_code".to_owned(), serde_json::Value::from(exit_code.unwrap_or(0)));
-    StepResult { outcome: Ok(values), exit_code, artifacts }
+    StepResult { values, error: None, exit_code, artifacts }
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {

@@ -11,6 +11,7 @@
 //! | Running                       | `step_succeeded`                   | Succeeded     |
 //! | Running                       | `step_failed` with `retry_at`      | WaitingRetry  |
 //! | Running                       | `step_failed` without `retry_at`   | Failed        |
+//! | Running                       | `step_polled` (`until` not met)    | WaitingRetry  |
 //! | Pending (condition error)     | `step_failed` (attempt 0)          | Failed        |
 //! | Pending, WaitingRetry, Orphan | `step_skipped`                     | Skipped       |
 //! | Running                       | `run_interrupted`, `run_resumed`   | Orphan        |
@@ -117,6 +118,8 @@ pub struct StepState {
     pub error: Option<String>,
     pub exit_code: Option<i32>,
     pub started_at: Option<DateTime<Utc>>,
+    /// When the first attempt of the current budget started: a poll's deadline counts from it.
+    pub first_started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub retry_at: Option<DateTime<Utc>>,
     pub skip_reason: Option<String>,
@@ -134,6 +137,7 @@ impl StepState {
             error: None,
             exit_code: None,
             started_at: None,
+            first_started_at: None,
             finished_at: None,
             retry_at: None,
             skip_reason: None,
@@ -240,6 +244,7 @@ impl RunState {
                 state.phase = StepPhase::Running;
                 state.attempt = *attempt;
                 state.started_at = Some(event.at);
+                state.first_started_at.get_or_insert(event.at);
                 state.finished_at = None;
                 state.retry_at = None;
             }
@@ -253,7 +258,17 @@ impl RunState {
                 state.error = None;
                 state.finished_at = Some(event.at);
             }
-            EventKind::StepFailed { step, attempt, error, retry_at, exit_code, .. } => {
+            EventKind::StepPolled { step, attempt, outputs, next_at, .. } => {
+                let i = self.index(step)?;
+                let state = &mut self.steps[i];
+                check_running(state, step, *attempt)?;
+                state.phase = StepPhase::WaitingRetry;
+                state.retry_at = Some(*next_at);
+                state.outputs = outputs.clone();
+                state.error = None;
+                state.finished_at = Some(event.at);
+            }
+            EventKind::StepFailed { step, attempt, error, retry_at, exit_code, outputs, .. } => {
                 let i = self.index(step)?;
                 let state = &mut self.steps[i];
                 if attempt.0 == 0 {
@@ -268,6 +283,7 @@ impl RunState {
                 }
                 state.phase = if retry_at.is_some() { StepPhase::WaitingRetry } else { StepPhase::Failed };
                 state.retry_at = *retry_at;
+                state.outputs = outputs.clone();
                 state.error = Some(error.clone());
                 state.exit_code = *exit_code;
                 state.finished_at = Some(event.at);
@@ -325,6 +341,7 @@ impl RunState {
                 if counted_failure {
                     state.phase = StepPhase::Pending;
                     state.budget_start = state.attempt.0;
+                    state.first_started_at = None;
                     state.error = None;
                 }
                 if state.phase == StepPhase::Skipped && !state.skipped_by_operator {
@@ -335,6 +352,7 @@ impl RunState {
             if rerun.contains(&spec.id) && state.phase == StepPhase::Orphan {
                 state.phase = StepPhase::Pending;
                 state.budget_start = state.attempt.0;
+                state.first_started_at = None;
             }
             if skip.contains(&spec.id) && !state.phase.is_terminal() {
                 state.phase = StepPhase::Skipped;
@@ -364,32 +382,22 @@ impl RunState {
         })
     }
 
-    /// The event recording a failed attempt, with `retry_at` when the policy allows another attempt.
-    pub fn failure_event_kind(
+    /// When the next attempt is due after attempt `attempt` failed at `now`;
+    /// `None` when the policy allows no more attempts in the current budget.
+    pub fn retry_at_after_failure(
         &self,
         step: &StepId,
         attempt: Attempt,
-        error: String,
         now: DateTime<Utc>,
         jitter_seed: u64,
-    ) -> EventKind {
-        let retry_at = self.workflow.step_index(step).and_then(|i| {
-            let spec = &self.workflow.steps[i];
-            let used = attempt.0.saturating_sub(self.steps[i].budget_start);
-            (used < spec.retry.attempts).then(|| {
-                let delay = spec.retry.delay_for(used, jitter_seed);
-                now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
-            })
-        });
-        EventKind::StepFailed {
-            step: step.clone(),
-            attempt,
-            error,
-            retry_at,
-            exit_code: None,
-            artifacts: Vec::new(),
-            duration_ms: 0,
-        }
+    ) -> Option<DateTime<Utc>> {
+        let i = self.workflow.step_index(step)?;
+        let spec = &self.workflow.steps[i];
+        let used = attempt.0.saturating_sub(self.steps[i].budget_start);
+        (used < spec.retry.attempts).then(|| {
+            let delay = spec.retry.delay_for(used, jitter_seed);
+            now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
+        })
     }
 }
 
@@ -441,6 +449,7 @@ impl Action {
                 step: step.clone(),
                 attempt: Attempt(0),
                 error: error.clone(),
+                outputs: Outputs::new(),
                 retry_at: None,
                 exit_code: None,
                 artifacts: Vec::new(),
