@@ -138,7 +138,8 @@ async fn hold(store: SledStore, cli: Cli, registry: runbook_engine::step::Regist
     } else {
         cli.workflows.clone()
     };
-    let caller = Caller { environment: RunEnvironment::default(), workflows_dir, gone: CancellationToken::new() };
+    let environment = RunEnvironment { workflows_dir: Some(workflows_dir.clone()), ..RunEnvironment::default() };
+    let caller = Caller { environment, workflows_dir, gone: CancellationToken::new() };
     let result = app.dispatch(cli.command, &Term::Local, &caller).await;
     // Runs handed over by other processes end before the store is let go.
     in_flight.wait_idle().await;

@@ -4,26 +4,42 @@
 use chrono::{DateTime, Utc};
 use runbook_engine::event::EventKind;
 use runbook_engine::executor::Observed;
+use runbook_engine::ids::RunId;
 use runbook_engine::journal::RunSummary;
+use runbook_engine::model::Workflow;
 use runbook_engine::state::{RunState, RunStatus, StepPhase};
+use std::collections::HashMap;
 use tokio::sync::mpsc;
 
 use crate::app::elapsed;
 use crate::term::Term;
 
-/// Follows a run's events and prints a line for each step transition.
+/// Follows a run's events (and its child runs') and prints a line for each step transition.
 pub struct Progress {
     term: Term,
     width: usize,
+    /// The run being followed.
+    root: RunId,
+    /// How each child run's steps are named: `diagnose › probe_tcp`.
+    prefixes: HashMap<RunId, String>,
     /// Retry budget of each step, for `attempt 2/3`.
-    attempts: std::collections::HashMap<String, u32>,
+    attempts: HashMap<(RunId, String), u32>,
 }
 
 impl Progress {
     pub fn new(term: Term, state: &RunState) -> Progress {
-        let width = state.workflow.steps.iter().map(|s| s.id.as_str().len()).max().unwrap_or(4).max(4);
-        let attempts = state.workflow.steps.iter().map(|s| (s.id.to_string(), s.retry.attempts)).collect();
-        Progress { term, width, attempts }
+        let mut progress =
+            Progress { term, width: 4, root: state.run_id, prefixes: HashMap::new(), attempts: HashMap::new() };
+        progress.learn(state.run_id, &state.workflow, String::new());
+        progress
+    }
+
+    fn learn(&mut self, run: RunId, workflow: &Workflow, prefix: String) {
+        for step in &workflow.steps {
+            self.width = self.width.max(prefix.chars().count() + step.id.as_str().len());
+            self.attempts.insert((run, step.id.to_string()), step.retry.attempts);
+        }
+        self.prefixes.insert(run, prefix);
     }
 
     /// The first line: which run, which workflow.
@@ -31,26 +47,44 @@ impl Progress {
         self.term.out(format!("run {}: {} ({} steps)", state.run_id, state.workflow.name, state.workflow.steps.len()));
     }
 
-    fn line(&self, step: &str, text: String) {
-        self.term.out(format!("  {step:<width$}  {text}", width = self.width));
+    fn line(&self, run: RunId, step: &str, text: String) {
+        let prefix = self.prefixes.get(&run).map(String::as_str).unwrap_or_default();
+        let label = format!("{prefix}{step}");
+        self.term.out(format!("  {label:<width$}  {text}", width = self.width));
     }
 
-    fn attempt_text(&self, step: &str, attempt: u32) -> String {
-        match self.attempts.get(step) {
+    fn attempt_text(&self, run: RunId, step: &str, attempt: u32) -> String {
+        match self.attempts.get(&(run, step.to_owned())) {
             Some(&budget) if budget > 1 => format!("attempt {attempt}/{budget}"),
             _ => format!("attempt {attempt}"),
         }
     }
 
-    fn show(&self, observed: &Observed) {
+    fn show(&mut self, observed: &Observed) {
         let run = observed.run_id;
         match &observed.event.kind {
-            EventKind::RunStarted(_) | EventKind::RunResumed { .. } => {}
+            EventKind::RunStarted(started) => {
+                if let Some(parent) = started.parent.as_ref().filter(|_| run != self.root) {
+                    let parent_prefix = self.prefixes.get(&parent.run_id).cloned().unwrap_or_default();
+                    let prefix = format!("{parent_prefix}{} › ", parent.step);
+                    self.line(
+                        parent.run_id,
+                        parent.step.as_str(),
+                        format!("child run {run}: {}", started.workflow.name),
+                    );
+                    self.learn(run, &started.workflow, prefix);
+                }
+            }
+            EventKind::RunResumed { .. } => {}
             EventKind::StepStarted { step, attempt } => {
-                self.line(step.as_str(), format!("started ({})", self.attempt_text(step.as_str(), attempt.0)));
+                self.line(
+                    run,
+                    step.as_str(),
+                    format!("started ({})", self.attempt_text(run, step.as_str(), attempt.0)),
+                );
             }
             EventKind::StepSucceeded { step, duration_ms, .. } => {
-                self.line(step.as_str(), format!("succeeded in {}", ms(*duration_ms)));
+                self.line(run, step.as_str(), format!("succeeded in {}", ms(*duration_ms)));
             }
             EventKind::StepFailed { step, attempt, error, retry_at, duration_ms, .. } => {
                 let retry = match retry_at {
@@ -61,22 +95,23 @@ impl Progress {
                     None => String::new(),
                 };
                 let after = if attempt.0 == 0 { String::new() } else { format!(" after {}", ms(*duration_ms)) };
-                self.line(step.as_str(), format!("failed{after}: {error}{retry}"));
+                self.line(run, step.as_str(), format!("failed{after}: {error}{retry}"));
             }
             EventKind::StepPolled { step, attempt, next_at, .. } => {
                 let wait = (*next_at - observed.event.at).num_milliseconds().max(0);
                 self.line(
+                    run,
                     step.as_str(),
                     format!("polled (attempt {attempt}): not yet; next poll in {}", ms(wait as u64)),
                 );
             }
-            EventKind::StepSkipped { step, reason } => self.line(step.as_str(), format!("skipped: {reason}")),
+            EventKind::StepSkipped { step, reason } => self.line(run, step.as_str(), format!("skipped: {reason}")),
             EventKind::RunNeedsAttention { reason, .. } => {
                 self.term.out(format!("run {run}: needs attention: {reason}"))
             }
             EventKind::RunInterrupted { .. }
             | EventKind::RunCancelled { .. }
-            | EventKind::RunSucceeded {}
+            | EventKind::RunSucceeded { .. }
             | EventKind::RunFailed { .. } => {}
         }
     }
@@ -88,7 +123,7 @@ fn ms(duration_ms: u64) -> String {
 }
 
 /// Prints progress until the run's event stream closes.
-pub async fn follow(progress: Progress, mut events: mpsc::UnboundedReceiver<Observed>) {
+pub async fn follow(mut progress: Progress, mut events: mpsc::UnboundedReceiver<Observed>) {
     while let Some(observed) = events.recv().await {
         progress.show(&observed);
     }

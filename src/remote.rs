@@ -138,7 +138,11 @@ async fn serve_one(app: Arc<App>, stream: UnixStream) -> Result<()> {
             let workflows_dir =
                 if cli.workflows.is_relative() { request.cwd.join(&cli.workflows) } else { cli.workflows.clone() };
             let caller = Caller {
-                environment: RunEnvironment { vars: Some(Arc::new(request.env)), dir: Some(request.cwd) },
+                environment: RunEnvironment {
+                    vars: Some(Arc::new(request.env)),
+                    dir: Some(request.cwd),
+                    workflows_dir: Some(workflows_dir.clone()),
+                },
                 workflows_dir,
                 gone,
             };

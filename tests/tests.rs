@@ -5,11 +5,13 @@
 //! - `util`: running the binary, temporary stores, workflow files.
 //! - `validate`: malformed workflows, each rejected with exit 2 and its `file:line`.
 //! - `run`: graphs, outputs, retries, conditions, shell quoting, secrets.
+//! - `kinds`: `set`, polling with `until`, child runs with `workflow`.
 //! - `resume`: crashes (SIGKILL, `RUNBOOK_CRASH_AFTER_EVENTS`), Ctrl-C, needs-attention decisions.
 //! - `sharing`: a second process using the store while a run holds it.
 //! - `architecture`: the dependency direction between the crates.
 
 mod architecture;
+mod kinds;
 mod resume;
 mod run;
 mod sharing;

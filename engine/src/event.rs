@@ -75,10 +75,20 @@ pub enum EventKind {
         step: StepId,
         reason: String,
     },
-    RunSucceeded {},
+    RunSucceeded {
+        /// The workflow's `outputs`, evaluated at the end.
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        outputs: Outputs,
+    },
     RunFailed {
         #[serde(default)]
         failed_steps: Vec<StepId>,
+        /// The workflow's `outputs` that could be evaluated.
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        outputs: Outputs,
+        /// Why the run failed when it is not (only) failed steps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// An executor took the run up again. Steps that were running become
     /// orphans; `rerun` and `skip` are the operator's decisions about them.
@@ -135,7 +145,7 @@ impl EventKind {
             EventKind::StepFailed { .. } => "step_failed",
             EventKind::StepPolled { .. } => "step_polled",
             EventKind::StepSkipped { .. } => "step_skipped",
-            EventKind::RunSucceeded {} => "run_succeeded",
+            EventKind::RunSucceeded { .. } => "run_succeeded",
             EventKind::RunFailed { .. } => "run_failed",
             EventKind::RunResumed { .. } => "run_resumed",
             EventKind::RunInterrupted { .. } => "run_interrupted",
@@ -153,7 +163,7 @@ impl EventKind {
             | EventKind::StepPolled { step, .. }
             | EventKind::StepSkipped { step, .. } => Some(step),
             EventKind::RunStarted(_)
-            | EventKind::RunSucceeded {}
+            | EventKind::RunSucceeded { .. }
             | EventKind::RunFailed { .. }
             | EventKind::RunResumed { .. }
             | EventKind::RunInterrupted { .. }
@@ -189,7 +199,7 @@ mod tests {
         assert_eq!(json["attempt"], 2);
         assert_eq!(json["at"], "2026-11-26T06:00:00Z");
         assert_eq!(decode(&encode(&event).expect("encodes")).expect("decodes"), event);
-        let finished = Event { at, kind: EventKind::RunSucceeded {} };
+        let finished = Event { at, kind: EventKind::RunSucceeded { outputs: Outputs::new() } };
         let json: serde_json::Value = serde_json::from_slice(&encode(&finished).expect("encodes")).expect("json");
         assert_eq!(json["type"], "run_succeeded");
     }

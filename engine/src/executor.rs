@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use runbook_storage::{KvState, LeaseHolder, LeaseOutcome};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -26,7 +26,7 @@ use crate::journal::{Journal, changes_summary};
 use crate::load::LoadedWorkflow;
 use crate::mask::Masker;
 use crate::state::{Action, RunState, RunStatus, StepPhase, decide};
-use crate::step::{Registry, StepRequest, StepResult};
+use crate::step::{ChildOutcome, ChildRequest, ChildRuns, Registry, StepRequest, StepResult};
 use crate::template::Templates;
 
 /// How long a lease lasts without renewal; renewed at a third of it.
@@ -60,6 +60,8 @@ pub struct RunControl {
 pub struct RunEnvironment {
     pub vars: Option<Arc<Vec<(String, String)>>>,
     pub dir: Option<PathBuf>,
+    /// Where `workflow` steps look up workflows by name, after the parent's own directory.
+    pub workflows_dir: Option<PathBuf>,
 }
 
 impl RunEnvironment {
@@ -139,6 +141,18 @@ impl Engine {
         environment: &RunEnvironment,
     ) -> Result<RunId> {
         let run_id = self.journal.allocate_run_id()?;
+        self.start_run_as(run_id, loaded, inputs, parent, environment).await
+    }
+
+    /// Records `run_started` under an id allocated beforehand.
+    async fn start_run_as(
+        &self,
+        run_id: RunId,
+        loaded: &LoadedWorkflow,
+        inputs: serde_json::Map<String, serde_json::Value>,
+        parent: Option<ParentRef>,
+        environment: &RunEnvironment,
+    ) -> Result<RunId> {
         let masker = secrets_masker(run_id, &loaded.workflow.secrets, environment)?;
         let inputs = match masker.mask_json(&serde_json::Value::Object(inputs)) {
             serde_json::Value::Object(map) => map,
@@ -215,7 +229,7 @@ impl Engine {
 
     /// Executes a run until it finishes, needs attention, is cancelled or interrupted.
     pub async fn execute(
-        &self,
+        self: &Arc<Self>,
         run_id: RunId,
         control: RunControl,
         environment: RunEnvironment,
@@ -226,7 +240,7 @@ impl Engine {
     }
 
     async fn execute_inner(
-        &self,
+        self: &Arc<Self>,
         run_id: RunId,
         control: RunControl,
         environment: RunEnvironment,
@@ -245,7 +259,7 @@ impl Engine {
             }
         };
         let mut run = RunLoop {
-            engine: self,
+            engine: Arc::clone(self),
             run_id,
             state,
             next,
@@ -313,8 +327,8 @@ struct Finished {
 /// Steps to launch after the next flush, and when to wake up if nothing else happens.
 type Launches = (Vec<(StepId, Attempt)>, Option<DateTime<Utc>>);
 
-struct RunLoop<'e> {
-    engine: &'e Engine,
+struct RunLoop {
+    engine: Arc<Engine>,
     run_id: RunId,
     state: RunState,
     next: Seq,
@@ -326,7 +340,7 @@ struct RunLoop<'e> {
     environment: RunEnvironment,
 }
 
-impl RunLoop<'_> {
+impl RunLoop {
     async fn drive(&mut self, control: &RunControl) -> Result<RunStatus> {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
         let mut renew = tokio::time::interval(LEASE_TTL / 3);
@@ -386,8 +400,23 @@ impl RunLoop<'_> {
                     launches.push((step.clone(), *attempt));
                 }
                 let mut kind = action.event_kind();
-                if let EventKind::StepFailed { error, .. } = &mut kind {
-                    *error = self.masker.mask(error);
+                match &mut kind {
+                    EventKind::StepFailed { error, .. } => *error = self.masker.mask(error),
+                    EventKind::RunSucceeded { outputs } => {
+                        let (evaluated, error) = self.workflow_outputs();
+                        match error {
+                            None => *outputs = evaluated,
+                            Some(error) => {
+                                kind = EventKind::RunFailed {
+                                    failed_steps: Vec::new(),
+                                    outputs: evaluated,
+                                    error: Some(error),
+                                }
+                            }
+                        }
+                    }
+                    EventKind::RunFailed { outputs, .. } => *outputs = self.workflow_outputs().0,
+                    _ => {}
                 }
                 self.record(Event { at: now, kind })?;
             }
@@ -453,8 +482,16 @@ impl RunLoop<'_> {
         let Some(spec) = self.state.workflow.step(&step).cloned() else { return };
         let token = CancellationToken::new();
         self.running.insert(step.clone(), token.clone());
-        let engine = self.engine;
+        let engine = &self.engine;
         let kind = engine.registry.get(&spec.kind).cloned();
+        let first_started_at = self.state.step(&step).and_then(|s| s.first_started_at).unwrap_or_else(Utc::now);
+        let children: Arc<dyn ChildRuns> = Arc::new(ChildContext {
+            engine: Arc::clone(engine),
+            parent: ParentRef { run_id: self.run_id, step: step.clone() },
+            parent_source: PathBuf::from(&self.state.source_path),
+            environment: self.environment.clone(),
+            observer: self.observer.clone(),
+        });
         let context = self.state.template_context();
         let artifacts = ArtifactSink::new(
             &engine.store_dir,
@@ -495,6 +532,8 @@ impl RunLoop<'_> {
                                     artifacts,
                                     inherited_env: environment.vars.clone(),
                                     working_dir: environment.dir.clone(),
+                                    first_started_at,
+                                    children,
                                 };
                                 execute_with_timeout(kind.as_ref(), request, spec.timeout(), &token).await
                             }
@@ -558,6 +597,27 @@ impl RunLoop<'_> {
         if let Err(error) = self.record(Event { at: now, kind }) {
             tracing::error!(%error, "a step result does not fit the run");
         }
+    }
+
+    /// The workflow's `outputs`, and the first that does not evaluate.
+    fn workflow_outputs(&self) -> (Outputs, Option<String>) {
+        let mut outputs = Outputs::new();
+        let mut first_error = None;
+        if self.state.workflow.outputs.is_empty() {
+            return (outputs, None);
+        }
+        let context = self.state.template_context();
+        for (name, template) in &self.state.workflow.outputs {
+            match self.engine.templates.eval_value(template, &context) {
+                Ok(value) => {
+                    outputs.insert(name.clone(), self.masker.mask_json(&value));
+                }
+                Err(problem) => {
+                    first_error.get_or_insert_with(|| format!("workflow output `{name}`: {problem}"));
+                }
+            }
+        }
+        (outputs, first_error)
     }
 
     /// A step's outputs: the kind's built-in values, then its `outputs` templates
@@ -639,5 +699,150 @@ fn log_event(event: &Event) {
         other => {
             tracing::debug!(event = other.type_name(), step = ?other.step().map(ToString::to_string), "event recorded")
         }
+    }
+}
+
+/// The key/value namespace mapping a parent step to its child run.
+const CHILDREN_NAMESPACE: &str = "children";
+
+/// What a `workflow` step of one run needs to start or take up its child run.
+struct ChildContext {
+    engine: Arc<Engine>,
+    parent: ParentRef,
+    parent_source: PathBuf,
+    environment: RunEnvironment,
+    observer: Observer,
+}
+
+impl ChildContext {
+    fn key(&self) -> Vec<u8> {
+        let mut key = self.parent.run_id.get().to_be_bytes().to_vec();
+        key.extend_from_slice(self.parent.step.as_str().as_bytes());
+        key
+    }
+
+    /// The workflow file a name refers to: beside the parent's file, then in the workflows directory.
+    fn resolve(&self, workflow: &str) -> std::result::Result<PathBuf, String> {
+        let as_path = Path::new(workflow);
+        let mut candidates = Vec::new();
+        if as_path.is_absolute() {
+            candidates.push(as_path.to_path_buf());
+        }
+        let mut dirs = Vec::new();
+        if let Some(dir) = self.parent_source.parent() {
+            dirs.push(dir.to_path_buf());
+        }
+        if let Some(dir) = &self.environment.workflows_dir {
+            dirs.push(dir.clone());
+        }
+        for dir in &dirs {
+            candidates.push(dir.join(workflow));
+            candidates.push(dir.join(format!("{workflow}.yaml")));
+            candidates.push(dir.join(format!("{workflow}.yml")));
+        }
+        candidates.into_iter().find(|c| c.is_file()).ok_or_else(|| {
+            let places: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            format!("no workflow `{workflow}` in {}", places.join(" or "))
+        })
+    }
+
+    async fn start(&self, request: &ChildRequest) -> Result<RunId, String> {
+        let path = self.resolve(&request.workflow)?;
+        let loaded = crate::load::load_file(&path, &self.engine.registry)
+            .map_err(|d| format!("child workflow is invalid:\n{d}"))?;
+        let inputs =
+            crate::inputs::resolve_input_values(&loaded.workflow, &request.inputs).map_err(|e| e.to_string())?;
+        let run_id = self.engine.journal.allocate_run_id().map_err(|e| e.to_string())?;
+        // The link is durable before the child starts: a resume finds the child, never starts a second one.
+        self.engine
+            .journal
+            .store()
+            .kv_put(CHILDREN_NAMESPACE, &self.key(), &run_id.get().to_be_bytes())
+            .map_err(|e| e.to_string())?;
+        self.engine
+            .start_run_as(run_id, &loaded, inputs, Some(self.parent.clone()), &self.environment)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The child an earlier attempt started, if its `run_started` is on disk.
+    fn existing(&self) -> Option<(RunId, RunState)> {
+        let bytes = self.engine.journal.store().kv_get(CHILDREN_NAMESPACE, &self.key()).ok()??;
+        let run_id = RunId::new(u64::from_be_bytes(<[u8; 8]>::try_from(bytes.as_slice()).ok()?))?;
+        let (state, _) = self.engine.journal.load(run_id).ok()?;
+        Some((run_id, state))
+    }
+}
+
+#[async_trait::async_trait]
+impl ChildRuns for ChildContext {
+    async fn run_child(&self, request: ChildRequest) -> ChildOutcome {
+        let failed = |run_id: Option<RunId>, error: String| ChildOutcome {
+            run_id,
+            status: None,
+            outputs: serde_json::Map::new(),
+            error: Some(error),
+        };
+        let run_id = match self.existing() {
+            Some((run_id, state)) => match state.status {
+                RunStatus::Succeeded => return outcome_of(&state),
+                RunStatus::Cancelled => match self.start(&request).await {
+                    Ok(run_id) => run_id,
+                    Err(error) => return failed(None, error),
+                },
+                RunStatus::Running | RunStatus::Interrupted | RunStatus::Failed | RunStatus::NeedsAttention => {
+                    // Take the child up where it stopped: its finished steps are not run again.
+                    if let Err(error) = self.engine.resume_run(run_id, Vec::new(), Vec::new()).await {
+                        return failed(Some(run_id), format!("child run {run_id}: {error}"));
+                    }
+                    run_id
+                }
+            },
+            None => match self.start(&request).await {
+                Ok(run_id) => run_id,
+                Err(error) => return failed(None, error),
+            },
+        };
+        // Whoever follows the parent learns of the child from its first event.
+        if let (Some(observer), Some(Ok((seq, event)))) = (&self.observer, self.engine.journal.events(run_id).next()) {
+            let _ = observer.send(Observed { run_id, seq, event });
+        }
+        let control = RunControl { cancel: CancellationToken::new(), interrupt: request.cancel.child_token() };
+        if let Err(error) = self.engine.execute(run_id, control, self.environment.clone(), self.observer.clone()).await
+        {
+            return failed(Some(run_id), format!("child run {run_id}: {error}"));
+        }
+        match self.engine.journal.load(run_id) {
+            Ok((state, _)) => outcome_of(&state),
+            Err(error) => failed(Some(run_id), format!("child run {run_id}: {error}")),
+        }
+    }
+}
+
+fn outcome_of(state: &RunState) -> ChildOutcome {
+    let error = match state.status {
+        RunStatus::Succeeded => None,
+        status => {
+            let failed: Vec<String> = state
+                .workflow
+                .steps
+                .iter()
+                .zip(&state.steps)
+                .filter(|(spec, s)| s.phase == StepPhase::Failed && !spec.continue_on_error)
+                .map(|(spec, _)| format!("`{}`", spec.id))
+                .collect();
+            let detail = match (&state.reason, failed.is_empty()) {
+                (Some(reason), _) => format!(": {reason}"),
+                (None, false) => format!(": {} failed", failed.join(", ")),
+                (None, true) => String::new(),
+            };
+            Some(format!("child run {} ({}) {}{detail}", state.run_id, state.workflow.name, status.as_str()))
+        }
+    };
+    ChildOutcome {
+        run_id: Some(state.run_id),
+        status: Some(state.status.as_str().to_owned()),
+        outputs: state.outputs.clone(),
+        error,
     }
 }

@@ -64,6 +64,51 @@ pub fn resolve_inputs(
     }
 }
 
+/// Typed inputs from JSON values (a parent step's `inputs` for its child, a schedule's):
+/// each checked against its declared type, defaults filled in, every problem reported.
+pub fn resolve_input_values(
+    workflow: &Workflow,
+    given: &serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut values = serde_json::Map::new();
+    let mut problems = Vec::new();
+    for (name, value) in given {
+        match workflow.input(name) {
+            Some(spec) => match spec.input_type.check_value(value) {
+                Ok(value) => {
+                    values.insert(name.clone(), value);
+                }
+                Err(message) => problems.push(format!("input `{name}`: {message}")),
+            },
+            None => {
+                let hint = did_you_mean(name, workflow.inputs.iter().map(|i| i.name.as_str()))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                problems.push(format!("unknown input `{name}`{hint}"));
+            }
+        }
+    }
+    for spec in &workflow.inputs {
+        if values.contains_key(&spec.name) {
+            continue;
+        }
+        match (&spec.default, spec.required) {
+            (Some(default), _) => {
+                values.insert(spec.name.clone(), default.clone());
+            }
+            (None, true) => problems.push(format!("missing required input `{}`", spec.name)),
+            (None, false) => {
+                values.insert(spec.name.clone(), serde_json::Value::Null);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(values)
+    } else {
+        Err(EngineError::Inputs { workflow: workflow.name.clone(), problems })
+    }
+}
+
 /// Splits `key=value`.
 pub fn parse_assignment(text: &str) -> std::result::Result<(String, String), String> {
     match text.split_once('=') {

@@ -206,7 +206,7 @@ impl Journal {
 pub fn changes_summary(kind: &EventKind) -> bool {
     match kind {
         EventKind::RunStarted(_)
-        | EventKind::RunSucceeded {}
+        | EventKind::RunSucceeded { .. }
         | EventKind::RunFailed { .. }
         | EventKind::RunResumed { .. }
         | EventKind::RunInterrupted { .. }

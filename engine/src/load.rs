@@ -75,7 +75,8 @@ pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<Loaded
     }
 }
 
-const WORKFLOW_KEYS: &[&str] = &["name", "description", "inputs", "secrets", "steps", "schedule", "max_parallel"];
+const WORKFLOW_KEYS: &[&str] =
+    &["name", "description", "inputs", "secrets", "steps", "outputs", "schedule", "max_parallel"];
 const INPUT_KEYS: &[&str] = &["type", "required", "default", "description"];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -210,6 +211,8 @@ impl<'a> Checker<'a> {
         let mut inputs = Vec::new();
         let mut secrets = Vec::new();
         let mut steps_node = None;
+        let mut outputs_node = None;
+        let mut outputs = Vec::new();
         let mut schedules = Vec::new();
         let mut max_parallel = DEFAULT_MAX_PARALLEL;
         for (key, value) in entries {
@@ -226,6 +229,7 @@ impl<'a> Checker<'a> {
                 "inputs" => inputs = self.inputs(value),
                 "secrets" => secrets = self.secrets(value),
                 "steps" => steps_node = Some(value),
+                "outputs" => outputs_node = Some(value),
                 "schedule" => schedules = self.schedules(value),
                 "max_parallel" => match &value.value {
                     Value::Int(n) if *n >= 1 => max_parallel = usize::try_from(*n).unwrap_or(usize::MAX),
@@ -238,14 +242,14 @@ impl<'a> Checker<'a> {
             self.error(root.position, "name", "missing key `name`: every workflow has a name ([a-z0-9-]+)");
         }
         let steps = match steps_node {
-            Some(node) => self.steps(node, &inputs),
+            Some(node) => self.steps(node, &inputs, outputs_node, &mut outputs),
             None => {
                 self.error(root.position, "steps", "missing key `steps`: a workflow needs at least one step");
                 Vec::new()
             }
         };
         self.check_schedule_inputs(&inputs);
-        Some(Workflow { name: name?, description, inputs, secrets, steps, schedules, max_parallel })
+        Some(Workflow { name: name?, description, inputs, secrets, steps, schedules, outputs, max_parallel })
     }
 
     fn inputs(&mut self, node: &Node) -> Vec<InputSpec> {
@@ -495,7 +499,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn steps(&mut self, node: &Node, inputs: &[InputSpec]) -> Vec<StepSpec> {
+    fn steps(
+        &mut self,
+        node: &Node,
+        inputs: &[InputSpec],
+        outputs_node: Option<&Node>,
+        outputs: &mut Vec<(String, String)>,
+    ) -> Vec<StepSpec> {
         let Value::Seq(items) = &node.value else {
             self.error(node.position, "steps", format!("expected a list of steps, found {}", node.value.kind_name()));
             return Vec::new();
@@ -553,7 +563,40 @@ impl<'a> Checker<'a> {
         for (index, draft) in drafts.iter().enumerate() {
             self.step_references(draft, &ancestors[index], &drafts, inputs);
         }
+        if let Some(outputs_node) = outputs_node {
+            *outputs = self.workflow_outputs(outputs_node, &drafts, inputs);
+        }
         drafts.into_iter().map(|d| d.spec).collect()
+    }
+
+    /// The workflow's `outputs`: templates over inputs and any step, evaluated when the run ends.
+    fn workflow_outputs(&mut self, node: &Node, drafts: &[DraftStep], inputs: &[InputSpec]) -> Vec<(String, String)> {
+        let Some(entries) = self.mapping(node, "outputs", "a mapping of output names to templates") else {
+            return Vec::new();
+        };
+        let mut outputs = Vec::new();
+        for (key, value) in entries {
+            let field = join("outputs", &key.name);
+            if StepId::new(&key.name).is_err() {
+                let message =
+                    format!("`{}` is not a valid output name: use lowercase letters, digits and `_`", key.name);
+                self.error(key.position, &field, message);
+                continue;
+            }
+            let Some(template) = self.scalar_text(value, &field) else { continue };
+            match self.templates.template_variables(&template) {
+                Ok(variables) => {
+                    for variable in variables {
+                        if let Err(message) = workflow_output_reference(&variable, drafts, inputs) {
+                            self.error(value.position, &field, message);
+                        }
+                    }
+                }
+                Err(problem) => self.error(value.position, &field, format!("malformed template: {problem}")),
+            }
+            outputs.push((key.name.clone(), template));
+        }
+        outputs
     }
 
     fn step(&mut self, node: &Node, field: &str) -> Option<DraftStep> {
@@ -1003,6 +1046,30 @@ impl Scope<'_> {
                 Err(format!("unknown variable `{other}`{hint}; templates may use {}", known.join(", ")))
             }
         }
+    }
+}
+
+/// Checks a variable of a workflow output: inputs, any step's outcome and outputs, the run.
+fn workflow_output_reference(variable: &str, drafts: &[DraftStep], inputs: &[InputSpec]) -> Result<(), String> {
+    let parts: Vec<&str> = variable.split('.').collect();
+    match (parts[0], parts.get(1)) {
+        ("inputs", Some(name)) if !inputs.iter().any(|i| i.name == *name) => Err(format!("unknown input `{name}`")),
+        ("inputs" | "run", _) => Ok(()),
+        ("steps", None) => Ok(()),
+        ("steps", Some(name)) => {
+            let Some(step) = drafts.iter().find(|d| d.spec.id.as_str() == *name) else {
+                let hint = did_you_mean(name, drafts.iter().map(|d| d.spec.id.as_str()))
+                    .map(|s| format!(" (did you mean `steps.{s}`?)"))
+                    .unwrap_or_default();
+                return Err(format!("unknown step `{name}`{hint}"));
+            };
+            match (parts.get(2), parts.get(3)) {
+                (None | Some(&"outcome"), _) | (Some(&"outputs"), None) => Ok(()),
+                (Some(&"outputs"), Some(output)) => has_output(step, name, output),
+                (Some(other), _) => Err(format!("`steps.{name}.{other}`: a step exposes `outcome` and `outputs`")),
+            }
+        }
+        (other, _) => Err(format!("unknown variable `{other}`; workflow outputs may use inputs, steps, run")),
     }
 }
 

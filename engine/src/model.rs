@@ -24,6 +24,9 @@ pub struct Workflow {
     pub steps: Vec<StepSpec>,
     #[serde(default)]
     pub schedules: Vec<ScheduleSpec>,
+    /// Name → template, evaluated when the run finishes: what a parent's `workflow` step receives.
+    #[serde(default)]
+    pub outputs: Vec<(String, String)>,
     /// How many steps of one run may execute at once.
     pub max_parallel: usize,
 }

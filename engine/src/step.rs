@@ -36,6 +36,11 @@ impl<'a> ConfigCheck<'a> {
         &self.field
     }
 
+    /// The workflow file being checked.
+    pub fn file(&self) -> &std::path::Path {
+        self.file
+    }
+
     /// Reports a problem at `position` in the sub-field `sub` (empty for the kind's key itself).
     pub fn error(&mut self, position: Position, sub: &str, message: impl Into<String>) {
         let field = if sub.is_empty() { self.field.clone() } else { format!("{}.{sub}", self.field) };
@@ -63,6 +68,41 @@ pub struct StepRequest {
     pub inherited_env: Option<Arc<Vec<(String, String)>>>,
     /// The directory processes start in, when it is not this process's own.
     pub working_dir: Option<std::path::PathBuf>,
+    /// When the first attempt of the current budget started: deadlines that
+    /// must survive a resume (an approval's timeout) count from it.
+    pub first_started_at: chrono::DateTime<chrono::Utc>,
+    /// Runs child workflows for the `workflow` kind.
+    pub children: Arc<dyn ChildRuns>,
+}
+
+/// A child workflow a step asks for.
+#[derive(Debug, Clone)]
+pub struct ChildRequest {
+    /// A workflow name (looked up beside the parent's file, then in the workflows directory) or a path.
+    pub workflow: String,
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// Cancelled when the parent step is stopped: the child is interrupted, resumable.
+    pub cancel: CancellationToken,
+}
+
+/// How a child run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildOutcome {
+    /// The child run, once one exists.
+    pub run_id: Option<RunId>,
+    /// `succeeded`, `failed`, ...; `None` when no child could be started.
+    pub status: Option<String>,
+    /// The child workflow's `outputs`.
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+    /// Why the child did not succeed.
+    pub error: Option<String>,
+}
+
+/// The engine's side of the `workflow` kind: start a child run of the
+/// current step, or take up the one an earlier attempt started.
+#[async_trait]
+pub trait ChildRuns: Send + Sync {
+    async fn run_child(&self, request: ChildRequest) -> ChildOutcome;
 }
 
 /// The result of one attempt.

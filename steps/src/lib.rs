@@ -4,10 +4,11 @@
 
 pub mod run;
 pub mod set;
+pub mod workflow;
 
 use runbook_engine::step::Registry;
 
 /// Every step kind this crate provides.
 pub fn registry() -> Registry {
-    Registry::new().with(run::RunKind).with(set::SetKind)
+    Registry::new().with(run::RunKind).with(set::SetKind).with(workflow::WorkflowKind)
 }

@@ -179,6 +179,8 @@ pub struct RunState {
     pub reason: Option<String>,
     /// Events applied so far (the seq of the last one).
     pub events: u64,
+    /// The workflow's `outputs`, once the run has finished.
+    pub outputs: Outputs,
 }
 
 /// An event that does not fit the state it is applied to: the log is not one this engine wrote.
@@ -215,6 +217,7 @@ impl RunState {
             finished_at: None,
             reason: None,
             events: 1,
+            outputs: Outputs::new(),
         })
     }
 
@@ -298,8 +301,14 @@ impl RunState {
                 state.skip_reason = Some(reason.clone());
                 state.finished_at = Some(event.at);
             }
-            EventKind::RunSucceeded {} => self.finish(RunStatus::Succeeded, event.at, None),
-            EventKind::RunFailed { .. } => self.finish(RunStatus::Failed, event.at, None),
+            EventKind::RunSucceeded { outputs } => {
+                self.outputs = outputs.clone();
+                self.finish(RunStatus::Succeeded, event.at, None);
+            }
+            EventKind::RunFailed { outputs, error, .. } => {
+                self.outputs = outputs.clone();
+                self.finish(RunStatus::Failed, event.at, error.clone());
+            }
             EventKind::RunCancelled { reason } => {
                 self.orphan_running();
                 self.finish(RunStatus::Cancelled, event.at, Some(reason.clone()));
@@ -458,9 +467,9 @@ impl Action {
             Action::NeedsAttention { steps, reason } => {
                 EventKind::RunNeedsAttention { steps: steps.clone(), reason: reason.clone() }
             }
-            Action::FinishRun { succeeded: true, .. } => EventKind::RunSucceeded {},
+            Action::FinishRun { succeeded: true, .. } => EventKind::RunSucceeded { outputs: Outputs::new() },
             Action::FinishRun { succeeded: false, failed_steps } => {
-                EventKind::RunFailed { failed_steps: failed_steps.clone() }
+                EventKind::RunFailed { failed_steps: failed_steps.clone(), outputs: Outputs::new(), error: None }
             }
         }
     }

@@ -324,7 +324,7 @@ fn resume_of_a_failed_run_grants_a_fresh_budget() {
         started("flaky", 3),
         failed("flaky", 3, None),
         skipped("next"),
-        EventKind::RunFailed { failed_steps: vec![id("flaky")] },
+        EventKind::RunFailed { failed_steps: vec![id("flaky")], outputs: serde_json::Map::new(), error: None },
     ];
     check(RETRY, &events, 9, "");
     let mut resumed_events = events.to_vec();
