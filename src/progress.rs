@@ -76,6 +76,19 @@ impl Progress {
                 }
             }
             EventKind::RunResumed { .. } => {}
+            EventKind::BundleCreated { step, archive, .. } => {
+                self.line(run, step.as_ref().map_or("bundle", |s| s.as_str()), format!("bundle written: {archive}"));
+            }
+            EventKind::EmailSent { step, to, .. } => {
+                self.line(run, step.as_ref().map_or("email", |s| s.as_str()), format!("emailed to {}", to.join(", ")));
+            }
+            EventKind::EmailFailed { step, error } => {
+                self.line(run, step.as_ref().map_or("email", |s| s.as_str()), format!("email failed: {error}"));
+            }
+            EventKind::SupportTicketCreated { step, ticket, dry_run } => {
+                let what = if *dry_run { "support ticket (dry run)" } else { "support ticket" };
+                self.line(run, step.as_ref().map_or("ticket", |s| s.as_str()), format!("{what}: {ticket}"));
+            }
             EventKind::StepStarted { step, attempt } => {
                 self.line(
                     run,
@@ -111,6 +124,7 @@ impl Progress {
             }
             EventKind::RunInterrupted { .. }
             | EventKind::RunCancelled { .. }
+            | EventKind::RunAcknowledged { .. }
             | EventKind::RunSucceeded { .. }
             | EventKind::RunFailed { .. } => {}
         }

@@ -109,6 +109,44 @@ pub enum EventKind {
         steps: Vec<StepId>,
         reason: String,
     },
+    /// An escalation bundle was written (by a `bundle` step or `runbook bundle`).
+    BundleCreated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<StepId>,
+        /// The bundle directory and its archive, on the operator's machine.
+        directory: String,
+        archive: String,
+        sha256: String,
+        size: u64,
+    },
+    /// The bundle was emailed; recorded so that it is never sent again.
+    EmailSent {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<StepId>,
+        message_id: String,
+        to: Vec<String>,
+        archive: String,
+        /// Whether the archive was attached (or too large, and only named).
+        attached: bool,
+    },
+    EmailFailed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<StepId>,
+        error: String,
+    },
+    /// A support ticket was opened (or would have been, on a dry run).
+    SupportTicketCreated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<StepId>,
+        ticket: String,
+        dry_run: bool,
+    },
+    /// An operator acknowledged an escalated run (`runbook ack`).
+    RunAcknowledged {
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
     RunCancelled {
         reason: String,
     },
@@ -151,6 +189,11 @@ impl EventKind {
             EventKind::RunInterrupted { .. } => "run_interrupted",
             EventKind::RunNeedsAttention { .. } => "run_needs_attention",
             EventKind::RunCancelled { .. } => "run_cancelled",
+            EventKind::BundleCreated { .. } => "bundle_created",
+            EventKind::EmailSent { .. } => "email_sent",
+            EventKind::EmailFailed { .. } => "email_failed",
+            EventKind::SupportTicketCreated { .. } => "support_ticket_created",
+            EventKind::RunAcknowledged { .. } => "run_acknowledged",
         }
     }
 
@@ -168,7 +211,36 @@ impl EventKind {
             | EventKind::RunResumed { .. }
             | EventKind::RunInterrupted { .. }
             | EventKind::RunNeedsAttention { .. }
-            | EventKind::RunCancelled { .. } => None,
+            | EventKind::RunCancelled { .. }
+            | EventKind::BundleCreated { .. }
+            | EventKind::EmailSent { .. }
+            | EventKind::EmailFailed { .. }
+            | EventKind::SupportTicketCreated { .. }
+            | EventKind::RunAcknowledged { .. } => None,
+        }
+    }
+
+    /// Whether this is an escalation note: a fact about the run that changes no step's phase,
+    /// which a step kind may ask to record (see `StepResult::notes`).
+    pub fn is_note(&self) -> bool {
+        match self {
+            EventKind::BundleCreated { .. }
+            | EventKind::EmailSent { .. }
+            | EventKind::EmailFailed { .. }
+            | EventKind::SupportTicketCreated { .. } => true,
+            EventKind::RunStarted(_)
+            | EventKind::StepStarted { .. }
+            | EventKind::StepSucceeded { .. }
+            | EventKind::StepFailed { .. }
+            | EventKind::StepPolled { .. }
+            | EventKind::StepSkipped { .. }
+            | EventKind::RunSucceeded { .. }
+            | EventKind::RunFailed { .. }
+            | EventKind::RunResumed { .. }
+            | EventKind::RunInterrupted { .. }
+            | EventKind::RunNeedsAttention { .. }
+            | EventKind::RunCancelled { .. }
+            | EventKind::RunAcknowledged { .. } => false,
         }
     }
 }

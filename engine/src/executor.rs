@@ -22,7 +22,7 @@ use crate::duration::format_duration;
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventKind, Outputs, ParentRef, RunStarted};
 use crate::ids::{Attempt, RunId, Seq, StepId};
-use crate::journal::{Journal, changes_summary};
+use crate::journal::{CHILDREN_NAMESPACE, Journal, changes_summary};
 use crate::load::LoadedWorkflow;
 use crate::mask::Masker;
 use crate::state::{Action, RunState, RunStatus, StepPhase, decide};
@@ -484,6 +484,7 @@ impl RunLoop {
         self.running.insert(step.clone(), token.clone());
         let engine = &self.engine;
         let kind = engine.registry.get(&spec.kind).cloned();
+        let history: Arc<dyn crate::step::RunHistory> = Arc::clone(&engine.journal) as Arc<dyn crate::step::RunHistory>;
         let first_started_at = self.state.step(&step).and_then(|s| s.first_started_at).unwrap_or_else(Utc::now);
         let children: Arc<dyn ChildRuns> = Arc::new(ChildContext {
             engine: Arc::clone(engine),
@@ -534,6 +535,7 @@ impl RunLoop {
                                     working_dir: environment.dir.clone(),
                                     first_started_at,
                                     children,
+                                    history,
                                 };
                                 execute_with_timeout(kind.as_ref(), request, spec.timeout(), &token).await
                             }
@@ -556,7 +558,13 @@ impl RunLoop {
         let provided =
             self.engine.registry.get(&spec.kind).map(|kind| kind.provided_outputs(&spec.config)).unwrap_or_default();
         let (outputs, output_error) = self.outputs(&spec, &result.values, &provided);
-        let StepResult { error, exit_code, artifacts, .. } = result;
+        let StepResult { error, exit_code, artifacts, notes, .. } = result;
+        for mut note in notes.into_iter().filter(EventKind::is_note) {
+            mask_note(&self.masker, &mut note);
+            if let Err(error) = self.record(Event { at: now, kind: note }) {
+                tracing::error!(%error, "a step's note does not fit the run");
+            }
+        }
         let mut error = error.or(output_error).map(|e| self.masker.mask(&e));
         let mut polled = None;
         if error.is_none()
@@ -664,6 +672,15 @@ impl RunLoop {
     }
 }
 
+/// Secrets never enter the log, in notes either.
+fn mask_note(masker: &Masker, note: &mut EventKind) {
+    if let Ok(value) = serde_json::to_value(&*note)
+        && let Ok(masked) = serde_json::from_value::<EventKind>(masker.mask_json(&value))
+    {
+        *note = masked;
+    }
+}
+
 async fn sleep_for(duration: Option<Duration>) {
     match duration {
         Some(duration) => tokio::time::sleep(duration).await,
@@ -701,9 +718,6 @@ fn log_event(event: &Event) {
         }
     }
 }
-
-/// The key/value namespace mapping a parent step to its child run.
-const CHILDREN_NAMESPACE: &str = "children";
 
 /// What a `workflow` step of one run needs to start or take up its child run.
 struct ChildContext {

@@ -211,11 +211,52 @@ pub fn changes_summary(kind: &EventKind) -> bool {
         | EventKind::RunResumed { .. }
         | EventKind::RunInterrupted { .. }
         | EventKind::RunNeedsAttention { .. }
-        | EventKind::RunCancelled { .. } => true,
+        | EventKind::RunCancelled { .. }
+        | EventKind::BundleCreated { .. }
+        | EventKind::EmailSent { .. }
+        | EventKind::RunAcknowledged { .. } => true,
+        EventKind::EmailFailed { .. } | EventKind::SupportTicketCreated { .. } => false,
         EventKind::StepStarted { .. }
         | EventKind::StepSucceeded { .. }
         | EventKind::StepFailed { .. }
         | EventKind::StepPolled { .. }
         | EventKind::StepSkipped { .. } => false,
+    }
+}
+
+/// The key/value namespace linking a parent run's step to its child run:
+/// key = parent run id (big-endian) then the step id; value = the child run id.
+pub const CHILDREN_NAMESPACE: &str = "children";
+
+impl crate::step::RunHistory for Journal {
+    fn events(&self, run: RunId) -> std::result::Result<Vec<(Seq, Event)>, String> {
+        let events: Vec<(Seq, Event)> = Journal::events(self, run).collect::<Result<_>>().map_err(|e| e.to_string())?;
+        if events.is_empty() {
+            return Err(EngineError::UnknownRun(run).to_string());
+        }
+        Ok(events)
+    }
+
+    fn children(&self, run: RunId) -> std::result::Result<Vec<(crate::ids::StepId, RunId)>, String> {
+        let prefix = run.get().to_be_bytes();
+        let mut children = Vec::new();
+        for (key, value) in self.store.kv_scan(CHILDREN_NAMESPACE).map_err(|e| e.to_string())? {
+            let Some(step) = key.strip_prefix(&prefix[..]) else { continue };
+            let Ok(step) = crate::ids::StepId::new(&String::from_utf8_lossy(step)) else { continue };
+            let Some(child) =
+                <[u8; 8]>::try_from(value.as_slice()).ok().and_then(|b| RunId::new(u64::from_be_bytes(b)))
+            else {
+                continue;
+            };
+            // A link whose child never recorded `run_started` names no run.
+            if self.store.next_seq(child.get()).map_err(|e| e.to_string())? > 1 {
+                children.push((step, child));
+            }
+        }
+        Ok(children)
+    }
+
+    fn store_dir(&self) -> std::path::PathBuf {
+        self.store.path().to_path_buf()
     }
 }

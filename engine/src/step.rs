@@ -73,6 +73,18 @@ pub struct StepRequest {
     pub first_started_at: chrono::DateTime<chrono::Utc>,
     /// Runs child workflows for the `workflow` kind.
     pub children: Arc<dyn ChildRuns>,
+    /// Read access to recorded runs, for kinds that report on them (`bundle`).
+    pub history: Arc<dyn RunHistory>,
+}
+
+/// What a step may read of the store: runs' events, their child runs, and where artifacts are.
+pub trait RunHistory: Send + Sync {
+    /// Every event of a run, in order; an unreadable record is an error, never skipped.
+    fn events(&self, run: RunId) -> Result<Vec<(crate::ids::Seq, crate::event::Event)>, String>;
+    /// The child runs started by a run's `workflow` steps, with the step that started each.
+    fn children(&self, run: RunId) -> Result<Vec<(StepId, RunId)>, String>;
+    /// The store directory; artifact paths in events are relative to it.
+    fn store_dir(&self) -> std::path::PathBuf;
 }
 
 /// A child workflow a step asks for.
@@ -116,6 +128,8 @@ pub struct StepResult {
     pub error: Option<String>,
     pub exit_code: Option<i32>,
     pub artifacts: Vec<ArtifactRef>,
+    /// Escalation facts to record before the step's result (`email_sent`); see `EventKind::is_note`.
+    pub notes: Vec<crate::event::EventKind>,
 }
 
 impl StepResult {

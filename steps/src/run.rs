@@ -159,7 +159,7 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
         if let Some(code) = exit_code {
             values.insert("exit_code".to_owned(), serde_json::Value::from(code));
         }
-        return StepResult { values, error: Some(error), exit_code, artifacts };
+        return StepResult { values, error: Some(error), exit_code, artifacts, notes: Vec::new() };
     }
     let masked_out = request.artifacts.masker().mask_bytes(&out);
     let stdout_text = String::from_utf8_lossy(&masked_out).trim().to_owned();
@@ -169,7 +169,7 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
     }
     values.insert("stdout".to_owned(), serde_json::Value::String(stdout_text));
     values.insert("exit_code".to_owned(), serde_json::Value::from(exit_code.unwrap_or(0)));
-    StepResult { values, error: None, exit_code, artifacts }
+    StepResult { values, error: None, exit_code, artifacts, notes: Vec::new() }
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {

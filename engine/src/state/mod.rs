@@ -181,6 +181,26 @@ pub struct RunState {
     pub events: u64,
     /// The workflow's `outputs`, once the run has finished.
     pub outputs: Outputs,
+    /// What the run did to escalate, and whether someone acknowledged it.
+    pub escalation: Escalation,
+}
+
+/// The escalation facts of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Escalation {
+    /// The archive of the last bundle written.
+    pub bundle: Option<String>,
+    pub message_id: Option<String>,
+    pub email_error: Option<String>,
+    pub ticket: Option<String>,
+    pub acknowledged_by: Option<String>,
+}
+
+impl Escalation {
+    /// Escalated: a bundle was written for support.
+    pub fn is_escalated(&self) -> bool {
+        self.bundle.is_some()
+    }
 }
 
 /// An event that does not fit the state it is applied to: the log is not one this engine wrote.
@@ -218,6 +238,7 @@ impl RunState {
             reason: None,
             events: 1,
             outputs: Outputs::new(),
+            escalation: Escalation::default(),
         })
     }
 
@@ -309,6 +330,11 @@ impl RunState {
                 self.outputs = outputs.clone();
                 self.finish(RunStatus::Failed, event.at, error.clone());
             }
+            EventKind::BundleCreated { archive, .. } => self.escalation.bundle = Some(archive.clone()),
+            EventKind::EmailSent { message_id, .. } => self.escalation.message_id = Some(message_id.clone()),
+            EventKind::EmailFailed { error, .. } => self.escalation.email_error = Some(error.clone()),
+            EventKind::SupportTicketCreated { ticket, .. } => self.escalation.ticket = Some(ticket.clone()),
+            EventKind::RunAcknowledged { by, .. } => self.escalation.acknowledged_by = Some(by.clone()),
             EventKind::RunCancelled { reason } => {
                 self.orphan_running();
                 self.finish(RunStatus::Cancelled, event.at, Some(reason.clone()));
