@@ -192,3 +192,70 @@ steps:
     assert!(result.stderr.contains("no workflow `nosuchchild`"), "{}", result.stderr);
     assert!(result.stderr.contains("has no output `verdikt` (did you mean `verdict`?)"), "{}", result.stderr);
 }
+
+#[test]
+fn on_failure_runs_when_the_run_fails_and_sees_what_failed() {
+    let sandbox = Sandbox::new();
+    let workflow = sandbox.write(
+        "handler.yaml",
+        r#"
+name: handler
+inputs:
+  break_it: { type: bool, default: true }
+steps:
+  - id: remediate
+    run: echo "LB rule missing" >&2; [ {{ inputs.break_it }} = false ]
+  - id: verify
+    needs: [remediate]
+    run: echo verified
+on_failure:
+  - id: page
+    run: echo {{ failure.steps[0].id }} failed with {{ failure.steps[0].error }} > paged
+  - id: after_page
+    needs: [page]
+    run: echo x >> after_page
+"#,
+    );
+    let path = workflow.to_str().expect("utf-8 path");
+    let failed = sandbox.run(&["run", path]);
+    assert_eq!(failed.code, 1, "{}\n{}", failed.stdout, failed.stderr);
+    let paged = std::fs::read_to_string(sandbox.path().join("paged")).expect("the handler ran");
+    assert_eq!(paged.trim(), "remediate failed with exited with status 1: LB rule missing");
+    assert_eq!(sandbox.count("after_page"), 1);
+    assert_eq!(
+        step_statuses(&sandbox.status(1)),
+        ["remediate=failed", "verify=skipped", "page=succeeded", "after_page=succeeded"]
+    );
+
+    let fine = sandbox.run(&["run", path, "-i", "break_it=false"]);
+    assert_eq!(fine.code, 0, "{}\n{}", fine.stdout, fine.stderr);
+    assert_eq!(
+        step_statuses(&sandbox.status(2)),
+        ["remediate=succeeded", "verify=succeeded", "page=skipped", "after_page=skipped"]
+    );
+    assert_eq!(sandbox.count("after_page"), 1, "the handler did not run for a run that did not fail");
+}
+
+#[test]
+fn on_failure_steps_cannot_be_needed_by_the_main_graph() {
+    let sandbox = Sandbox::new();
+    let workflow = sandbox.write(
+        "bad.yaml",
+        r#"
+name: bad
+steps:
+  - id: main
+    needs: [page]
+    run: echo {{ failure.steps }}
+on_failure:
+  - id: page
+    needs: [main]
+    run: echo paging
+"#,
+    );
+    let result = sandbox.run(&["validate", workflow.to_str().expect("utf-8 path")]);
+    assert_eq!(result.code, 2);
+    assert!(result.stderr.contains("`page` is an on_failure step"), "{}", result.stderr);
+    assert!(result.stderr.contains("names only other on_failure steps"), "{}", result.stderr);
+    assert!(result.stderr.contains("unknown variable `failure`"), "{}", result.stderr);
+}

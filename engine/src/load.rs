@@ -76,7 +76,7 @@ pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<Loaded
 }
 
 const WORKFLOW_KEYS: &[&str] =
-    &["name", "description", "inputs", "secrets", "steps", "outputs", "schedule", "max_parallel"];
+    &["name", "description", "inputs", "secrets", "steps", "outputs", "on_failure", "schedule", "max_parallel"];
 const INPUT_KEYS: &[&str] = &["type", "required", "default", "description"];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -212,6 +212,7 @@ impl<'a> Checker<'a> {
         let mut secrets = Vec::new();
         let mut steps_node = None;
         let mut outputs_node = None;
+        let mut on_failure_node = None;
         let mut outputs = Vec::new();
         let mut schedules = Vec::new();
         let mut max_parallel = DEFAULT_MAX_PARALLEL;
@@ -230,6 +231,7 @@ impl<'a> Checker<'a> {
                 "secrets" => secrets = self.secrets(value),
                 "steps" => steps_node = Some(value),
                 "outputs" => outputs_node = Some(value),
+                "on_failure" => on_failure_node = Some(value),
                 "schedule" => schedules = self.schedules(value),
                 "max_parallel" => match &value.value {
                     Value::Int(n) if *n >= 1 => max_parallel = usize::try_from(*n).unwrap_or(usize::MAX),
@@ -242,7 +244,7 @@ impl<'a> Checker<'a> {
             self.error(root.position, "name", "missing key `name`: every workflow has a name ([a-z0-9-]+)");
         }
         let steps = match steps_node {
-            Some(node) => self.steps(node, &inputs, outputs_node, &mut outputs),
+            Some(node) => self.steps(node, &inputs, on_failure_node, outputs_node, &mut outputs),
             None => {
                 self.error(root.position, "steps", "missing key `steps`: a workflow needs at least one step");
                 Vec::new()
@@ -503,6 +505,7 @@ impl<'a> Checker<'a> {
         &mut self,
         node: &Node,
         inputs: &[InputSpec],
+        on_failure: Option<&Node>,
         outputs_node: Option<&Node>,
         outputs: &mut Vec<(String, String)>,
     ) -> Vec<StepSpec> {
@@ -514,8 +517,11 @@ impl<'a> Checker<'a> {
             self.error(node.position, "steps", "a workflow needs at least one step");
             return Vec::new();
         }
-        let drafts: Vec<DraftStep> =
+        let mut drafts: Vec<DraftStep> =
             items.iter().enumerate().filter_map(|(i, item)| self.step(item, &format!("steps[{i}]"))).collect();
+        if let Some(node) = on_failure {
+            drafts.extend(self.handlers(node));
+        }
 
         // Ids are unique.
         let mut seen: HashMap<&StepId, &DraftStep> = HashMap::new();
@@ -534,8 +540,19 @@ impl<'a> Checker<'a> {
             for (i, need) in draft.spec.needs.iter().enumerate() {
                 let position = draft.needs_positions.get(i).copied().unwrap_or(draft.position);
                 let field = format!("{}.needs", draft.field);
+                let needed_handler = seen.get(need).map(|d| d.spec.handler);
                 if need == &draft.spec.id {
                     self.error(position, field, format!("step `{need}` needs itself"));
+                } else if needed_handler == Some(true) && !draft.spec.handler {
+                    self.error(
+                        position,
+                        field,
+                        format!(
+                            "`{need}` is an on_failure step, which runs after every other step: no step can need it"
+                        ),
+                    );
+                } else if needed_handler == Some(false) && draft.spec.handler {
+                    self.error(position, field, format!("on_failure steps run after every other step: `needs` names only other on_failure steps, not `{need}`"));
                 } else if !seen.contains_key(need) {
                     let hint = did_you_mean(need.as_str(), ids.iter().copied())
                         .map(|s| format!(" (did you mean `{s}`?)"))
@@ -556,10 +573,17 @@ impl<'a> Checker<'a> {
             );
         }
         // With a cycle "ancestor" means nothing: check the rest of each reference against every step.
-        let ancestors = match cycle {
+        let mut ancestors = match cycle {
             None => ancestors(&drafts),
             Some(_) => vec![(0..drafts.len()).collect(); drafts.len()],
         };
+        // A handler runs after every other step, so it may refer to any of them.
+        let main: Vec<usize> = (0..drafts.len()).filter(|&i| !drafts[i].spec.handler).collect();
+        for (index, draft) in drafts.iter().enumerate() {
+            if draft.spec.handler {
+                ancestors[index].extend(main.iter().copied());
+            }
+        }
         for (index, draft) in drafts.iter().enumerate() {
             self.step_references(draft, &ancestors[index], &drafts, inputs);
         }
@@ -597,6 +621,51 @@ impl<'a> Checker<'a> {
             outputs.push((key.name.clone(), template));
         }
         outputs
+    }
+
+    /// `on_failure`: a list of steps, or `{ workflow: NAME, inputs: {...} }` for one `workflow` step.
+    fn handlers(&mut self, node: &Node) -> Vec<DraftStep> {
+        let mut drafts = Vec::new();
+        match &node.value {
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    drafts.extend(self.step(item, &format!("on_failure[{i}]")));
+                }
+            }
+            Value::Map(entries) if entries.iter().any(|(k, _)| k.name == "workflow") => {
+                let mut config = Vec::new();
+                for (key, value) in entries {
+                    match key.name.as_str() {
+                        "workflow" => {
+                            config.push((Key { name: "name".to_owned(), position: key.position }, value.clone()))
+                        }
+                        "inputs" => config.push((key.clone(), value.clone())),
+                        _ => self.unknown_key(key, "on_failure", &["workflow", "inputs"]),
+                    }
+                }
+                let id = Node { value: Value::String("on_failure".to_owned()), position: node.position };
+                let step = Node {
+                    value: Value::Map(vec![
+                        (Key { name: "id".to_owned(), position: node.position }, id),
+                        (
+                            Key { name: "workflow".to_owned(), position: node.position },
+                            Node { value: Value::Map(config), position: node.position },
+                        ),
+                    ]),
+                    position: node.position,
+                };
+                drafts.extend(self.step(&step, "on_failure"));
+            }
+            other => self.error(
+                node.position,
+                "on_failure",
+                format!("expected a list of steps or a mapping with `workflow`, found {}", other.kind_name()),
+            ),
+        }
+        for draft in &mut drafts {
+            draft.spec.handler = true;
+        }
+        drafts
     }
 
     fn step(&mut self, node: &Node, field: &str) -> Option<DraftStep> {
@@ -799,6 +868,7 @@ impl<'a> Checker<'a> {
             timeout_ms,
             retry,
             continue_on_error,
+            handler: false,
             idempotent: idempotent.unwrap_or_else(|| kind.idempotent_by_default()),
             outputs,
             env,
@@ -1023,6 +1093,7 @@ impl Scope<'_> {
                     Some(other) => Err(format!("`steps.{name}.{other}`: a step exposes `outcome` and `outputs`")),
                 }
             }
+            "failure" if self.own.spec.handler => Ok(()),
             "run" => match parts.get(1) {
                 None | Some(&"id") | Some(&"workflow") => Ok(()),
                 Some(other) => Err(format!("`run.{other}` is unknown: `run` has `id` and `workflow`")),

@@ -183,6 +183,10 @@ pub struct StepSpec {
     /// Polling: the step runs again every `poll.interval` until this expression is true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// A step of the workflow's `on_failure` handler: it runs only once every
+    /// other step has finished and the run is failing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub handler: bool,
     #[serde(default)]
     pub poll: PollPolicy,
 }

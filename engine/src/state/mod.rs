@@ -402,7 +402,19 @@ impl RunState {
         Ok(())
     }
 
-    /// The template context: `inputs`, `run`, and `steps` with each finished step's outcome and outputs.
+    /// Steps that failed without `continue_on_error`: they make the run fail.
+    pub fn failed_steps(&self) -> Vec<StepId> {
+        self.workflow
+            .steps
+            .iter()
+            .zip(&self.steps)
+            .filter(|(spec, s)| s.phase == StepPhase::Failed && !spec.continue_on_error)
+            .map(|(spec, _)| spec.id.clone())
+            .collect()
+    }
+
+    /// The template context: `inputs`, `run`, `steps` with each finished step's outcome and
+    /// outputs, and `failure.steps` (each failed step's id and error) for `on_failure` handlers.
     pub fn template_context(&self) -> serde_json::Value {
         let mut steps = serde_json::Map::new();
         for (spec, state) in self.workflow.steps.iter().zip(&self.steps) {
@@ -410,10 +422,19 @@ impl RunState {
                 steps.insert(spec.id.to_string(), serde_json::json!({ "outcome": outcome, "outputs": state.outputs }));
             }
         }
+        let failed: Vec<serde_json::Value> = self
+            .workflow
+            .steps
+            .iter()
+            .zip(&self.steps)
+            .filter(|(spec, s)| s.phase == StepPhase::Failed && !spec.continue_on_error && !spec.handler)
+            .map(|(spec, s)| serde_json::json!({ "id": spec.id, "error": s.error }))
+            .collect();
         serde_json::json!({
             "inputs": self.inputs,
             "steps": steps,
             "run": { "id": self.run_id.get(), "workflow": self.workflow.name },
+            "failure": { "steps": failed },
         })
     }
 
@@ -541,7 +562,21 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
 
     let mut running = state.steps.iter().filter(|s| s.phase == StepPhase::Running).count();
     let mut context: Option<serde_json::Value> = None;
+    // The `on_failure` handler waits for every other step, and runs only when the run is failing.
+    let main_done = workflow.steps.iter().zip(&state.steps).all(|(spec, s)| spec.handler || s.phase.is_terminal());
+    let failing = !state.failed_steps().is_empty();
     for (spec, step) in workflow.steps.iter().zip(&state.steps) {
+        if spec.handler && step.phase == StepPhase::Pending {
+            if !main_done {
+                continue;
+            }
+            if !failing {
+                decision
+                    .actions
+                    .push(Action::SkipStep { step: spec.id.clone(), reason: "the run did not fail".to_owned() });
+                continue;
+            }
+        }
         match step.phase {
             StepPhase::Orphan => {
                 if running < workflow.max_parallel {
@@ -600,13 +635,7 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
     }
 
     if decision.actions.is_empty() && state.steps.iter().all(|s| s.phase.is_terminal()) {
-        let failed_steps: Vec<StepId> = workflow
-            .steps
-            .iter()
-            .zip(&state.steps)
-            .filter(|(spec, s)| s.phase == StepPhase::Failed && !spec.continue_on_error)
-            .map(|(spec, _)| spec.id.clone())
-            .collect();
+        let failed_steps = state.failed_steps();
         decision.actions.push(Action::FinishRun { succeeded: failed_steps.is_empty(), failed_steps });
     }
     decision
