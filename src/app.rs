@@ -12,9 +12,8 @@ use runbook_engine::journal::RunSummary;
 use runbook_engine::load::{LoadedWorkflow, load_file};
 use runbook_engine::state::{RunState, RunStatus};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -34,8 +33,6 @@ pub mod exit {
 /// Everything a command needs that lives as long as the open store.
 pub struct App {
     pub engine: Arc<Engine>,
-    /// Runs executing in this process, with the means to stop them.
-    active: Mutex<HashMap<RunId, RunControl>>,
     /// Cancelled on Ctrl-C/SIGTERM: every run executing here is interrupted.
     pub shutdown: CancellationToken,
 }
@@ -52,11 +49,11 @@ pub struct Caller {
 
 impl App {
     pub fn new(engine: Arc<Engine>) -> Arc<App> {
-        Arc::new(App { engine, active: Mutex::new(HashMap::new()), shutdown: CancellationToken::new() })
+        Arc::new(App { engine, shutdown: CancellationToken::new() })
     }
 
     fn active_control(&self, run: RunId) -> Option<RunControl> {
-        self.active.lock().ok().and_then(|active| active.get(&run).cloned())
+        self.engine.control_of(run)
     }
 
     /// Whether this process is executing the run. The store admits one process,
@@ -85,6 +82,13 @@ impl App {
             Command::Events { run_id, json: _ } => self.events(&run_id, term),
             Command::Logs { run_id, step, attempt } => self.logs(&run_id, step.as_deref(), attempt, term),
             Command::Cancel { run_id } => self.cancel(&run_id, term).await,
+            Command::Approve { run_id, step, comment } => {
+                self.answer(&run_id, &step, true, comment, term, caller).await
+            }
+            Command::Reject { run_id, step, comment } => {
+                self.answer(&run_id, &step, false, comment, term, caller).await
+            }
+            Command::Ack { run_id, comment } => self.acknowledge(&run_id, comment, term, caller).await,
         }
     }
 
@@ -129,13 +133,6 @@ impl App {
         caller: &Caller,
     ) -> Result<u8> {
         let control = RunControl::default();
-        {
-            let mut active = self.active.lock().map_err(|_| anyhow!("the table of active runs is poisoned"))?;
-            if active.contains_key(&run_id) {
-                return Err(EngineError::Busy { run: run_id, holder: "this process".to_owned() }.into());
-            }
-            active.insert(run_id, control.clone());
-        }
         // Ctrl-C here, the caller going away, or a shutdown interrupts the run.
         let interrupt = control.interrupt.clone();
         let gone = caller.gone.clone();
@@ -158,9 +155,6 @@ impl App {
             Some(tokio::spawn(progress::follow(progress, rx)))
         });
         let result = self.engine.execute(run_id, control.clone(), caller.environment.clone(), Some(tx)).await;
-        if let Ok(mut active) = self.active.lock() {
-            active.remove(&run_id);
-        }
         control.interrupt.cancel();
         let _ = watcher.await;
         if let Some(Some(printer)) = printer {
@@ -303,6 +297,92 @@ impl App {
         Ok(exit::OK)
     }
 
+    /// `runbook approve` / `reject`: answers an `approval` step, through the executor when the run executes here.
+    async fn answer(
+        &self,
+        run_id: &str,
+        step: &str,
+        approved: bool,
+        comment: Option<String>,
+        term: &Term,
+        caller: &Caller,
+    ) -> Result<u8> {
+        let run_id = parse_run(run_id)?;
+        let step = StepId::new(step).map_err(|m| anyhow!(UsageError(m)))?;
+        let (state, next) = self.engine.journal().load(run_id)?;
+        let Some(spec) = state.workflow.step(&step) else {
+            return Err(EngineError::UnknownStep { run: run_id, step }.into());
+        };
+        if spec.kind != "approval" {
+            return Err(anyhow!(UsageError(format!(
+                "step `{step}` of run {run_id} is a `{}` step, not an approval",
+                spec.kind
+            ))));
+        }
+        let by = operator(caller);
+        let approvers: Vec<&str> = spec
+            .config
+            .get("approvers")
+            .and_then(|a| a.as_array())
+            .map(|list| list.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        if !approvers.is_empty() && !approvers.contains(&by.as_str()) {
+            return Err(anyhow!(UsageError(format!(
+                "{by} may not answer step `{step}` of run {run_id}; its approvers are {}",
+                approvers.join(", ")
+            ))));
+        }
+        let word = if approved { "approved" } else { "rejected" };
+        if let Some(control) = self.engine.control_of(run_id) {
+            control.answer(step.clone(), approved, by.clone(), comment).await.map_err(|m| anyhow!(UsageError(m)))?;
+            term.out(format!("run {run_id}: step `{step}` {word} by {by}"));
+            return Ok(exit::OK);
+        }
+        let waiting = state
+            .step(&step)
+            .is_some_and(|s| matches!(s.phase, runbook_engine::state::StepPhase::Orphan) && s.decision.is_none());
+        if !waiting {
+            return Err(anyhow!(UsageError(format!(
+                "step `{step}` of run {run_id} is not waiting for an answer (see `runbook status {run_id}`)"
+            ))));
+        }
+        let kind = if approved {
+            EventKind::StepApproved { step: step.clone(), by: by.clone(), comment }
+        } else {
+            EventKind::StepRejected { step: step.clone(), by: by.clone(), comment }
+        };
+        self.engine.journal().append(run_id, next, &[Event { at: Utc::now(), kind }]).await?;
+        term.out(format!(
+            "run {run_id}: step `{step}` {word} by {by}; the run is not executing: `runbook resume {run_id}` goes on"
+        ));
+        Ok(exit::OK)
+    }
+
+    /// `runbook ack`: records that an operator has seen an escalated run.
+    async fn acknowledge(&self, run_id: &str, comment: Option<String>, term: &Term, caller: &Caller) -> Result<u8> {
+        let run_id = parse_run(run_id)?;
+        if self.is_executing(run_id) {
+            return Err(EngineError::Busy {
+                run: run_id,
+                holder: format!("this store's holder (process {})", std::process::id()),
+            }
+            .into());
+        }
+        let (state, next) = self.engine.journal().load(run_id)?;
+        if !state.escalation.is_escalated() {
+            return Err(anyhow!(UsageError(format!(
+                "run {run_id} was not escalated: there is nothing to acknowledge"
+            ))));
+        }
+        let by = operator(caller);
+        let event = Event { at: Utc::now(), kind: EventKind::RunAcknowledged { by: by.clone(), comment } };
+        self.engine.journal().append(run_id, next, &[event]).await?;
+        let (state, _) = self.engine.journal().load(run_id)?;
+        self.engine.journal().index(&state)?;
+        term.out(format!("run {run_id} acknowledged by {by}"));
+        Ok(exit::OK)
+    }
+
     async fn cancel(&self, run_id: &str, term: &Term) -> Result<u8> {
         let run_id = parse_run(run_id)?;
         if let Some(control) = self.active_control(run_id) {
@@ -335,6 +415,16 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// Who is answering: the caller's login name.
+fn operator(caller: &Caller) -> String {
+    caller
+        .environment
+        .var("USER")
+        .or_else(|| caller.environment.var("LOGNAME"))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
 
 fn parse_run(text: &str) -> Result<RunId> {
     text.parse::<RunId>().map_err(|m| anyhow!(UsageError(m)))

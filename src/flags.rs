@@ -69,6 +69,26 @@ pub enum Command {
     },
     /// Stop a run and mark it cancelled
     Cancel { run_id: String },
+    /// Answer yes to a run's `approval` step
+    Approve {
+        run_id: String,
+        step: String,
+        #[arg(long, value_name = "C")]
+        comment: Option<String>,
+    },
+    /// Answer no to a run's `approval` step (the step fails)
+    Reject {
+        run_id: String,
+        step: String,
+        #[arg(long, value_name = "C")]
+        comment: Option<String>,
+    },
+    /// Acknowledge an escalated run
+    Ack {
+        run_id: String,
+        #[arg(long, value_name = "C")]
+        comment: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

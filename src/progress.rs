@@ -118,6 +118,8 @@ impl Progress {
                     format!("polled (attempt {attempt}): not yet; next poll in {}", ms(wait as u64)),
                 );
             }
+            EventKind::StepApproved { step, by, .. } => self.line(run, step.as_str(), format!("approved by {by}")),
+            EventKind::StepRejected { step, by, .. } => self.line(run, step.as_str(), format!("rejected by {by}")),
             EventKind::StepSkipped { step, reason } => self.line(run, step.as_str(), format!("skipped: {reason}")),
             EventKind::RunNeedsAttention { reason, .. } => {
                 self.term.out(format!("run {run}: needs attention: {reason}"))

@@ -259,3 +259,114 @@ on_failure:
     assert!(result.stderr.contains("names only other on_failure steps"), "{}", result.stderr);
     assert!(result.stderr.contains("unknown variable `failure`"), "{}", result.stderr);
 }
+
+const APPROVAL: &str = r#"
+name: gate
+steps:
+  - id: ask
+    approval:
+      prompt: "Recreate the Service? Expect a short outage."
+      approvers: [alice]
+      timeout: 20s
+  - id: recreate
+    needs: [ask]
+    run: echo x >> recreated
+  - id: escalate
+    needs: [ask]
+    if: steps.ask.outcome == 'failure'
+    run: echo {{ steps.ask.outputs.by }} said no >> escalated
+"#;
+
+/// Waits until step `step` of run 1 is running.
+fn wait_running(sandbox: &Sandbox, step: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let result = sandbox.run(&["status", "1", "--json"]);
+        if result.code == 0 {
+            let status: serde_json::Value = serde_json::from_str(&result.stdout).expect("json");
+            if status["steps"][step]["status"] == "running" {
+                return;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "step {step} never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_approval_waits_for_an_allowed_operator() {
+    let sandbox = Sandbox::new();
+    let workflow = sandbox.write("gate.yaml", APPROVAL);
+    let mut run = sandbox.spawn(&["run", workflow.to_str().expect("utf-8 path")]);
+    wait_running(&sandbox, 0);
+    let mut intruder = sandbox.command(&["approve", "1", "ask"]);
+    intruder.env("USER", "mallory");
+    let intruder = crate::util::Run::from(intruder.output().expect("approve"));
+    assert_eq!(intruder.code, 2, "{}", intruder.stderr);
+    assert!(intruder.stderr.contains("mallory may not answer step `ask`"), "{}", intruder.stderr);
+    let mut alice = sandbox.command(&["approve", "1", "ask", "--comment", "go ahead"]);
+    alice.env("USER", "alice");
+    let alice = crate::util::Run::from(alice.output().expect("approve"));
+    assert_eq!(alice.code, 0, "{}", alice.stderr);
+    assert_eq!(run.wait().expect("wait").code(), Some(0));
+    assert_eq!(sandbox.count("recreated"), 1);
+    let events = sandbox.events(1);
+    let approved = of_type(&events, "step_approved");
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0]["by"], "alice");
+    assert_eq!(approved[0]["comment"], "go ahead");
+    assert_eq!(step_statuses(&sandbox.status(1)), ["ask=succeeded", "recreate=succeeded", "escalate=skipped"]);
+}
+
+#[test]
+fn a_rejection_fails_the_step_and_the_graph_branches() {
+    let sandbox = Sandbox::new();
+    let workflow = sandbox.write("gate.yaml", APPROVAL);
+    let mut run = sandbox.spawn(&["run", workflow.to_str().expect("utf-8 path")]);
+    wait_running(&sandbox, 0);
+    let mut alice = sandbox.command(&["reject", "1", "ask", "--comment", "not during peak"]);
+    alice.env("USER", "alice");
+    assert_eq!(alice.status().expect("reject").code(), Some(0));
+    assert_eq!(run.wait().expect("wait").code(), Some(1));
+    assert_eq!(sandbox.count("recreated"), 0);
+    assert_eq!(sandbox.count("escalated"), 1);
+    let status = sandbox.status(1);
+    assert_eq!(status["steps"][0]["error"], "rejected by alice: not during peak");
+}
+
+#[test]
+fn an_unanswered_approval_times_out_as_configured_even_across_a_resume() {
+    let sandbox = Sandbox::new();
+    let workflow = sandbox.write(
+        "gate.yaml",
+        r#"
+name: gate
+steps:
+  - id: ask
+    approval:
+      prompt: "Go?"
+      timeout: 1500ms
+      on_timeout: reject
+  - id: next
+    needs: [ask]
+    run: echo x >> next
+"#,
+    );
+    let mut run = sandbox.spawn(&["run", workflow.to_str().expect("utf-8 path")]);
+    wait_running(&sandbox, 0);
+    // Kill the engine while it waits; the deadline is in the log, not in the process.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(run.id() as i32).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+    let _ = run.wait();
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    let started = std::time::Instant::now();
+    let resumed = sandbox.run(&["resume", "1"]);
+    assert_eq!(resumed.code, 1, "{}\n{}", resumed.stdout, resumed.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "the expired deadline was honoured at once");
+    let status = sandbox.status(1);
+    assert_eq!(status["steps"][0]["error"], "no answer within 1s500ms; on_timeout: reject");
+    assert_eq!(sandbox.count("next"), 0);
+}

@@ -75,6 +75,20 @@ pub enum EventKind {
         step: StepId,
         reason: String,
     },
+    /// An operator answered an `approval` step: yes.
+    StepApproved {
+        step: StepId,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// An operator answered an `approval` step: no.
+    StepRejected {
+        step: StepId,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
     RunSucceeded {
         /// The workflow's `outputs`, evaluated at the end.
         #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
@@ -183,6 +197,8 @@ impl EventKind {
             EventKind::StepFailed { .. } => "step_failed",
             EventKind::StepPolled { .. } => "step_polled",
             EventKind::StepSkipped { .. } => "step_skipped",
+            EventKind::StepApproved { .. } => "step_approved",
+            EventKind::StepRejected { .. } => "step_rejected",
             EventKind::RunSucceeded { .. } => "run_succeeded",
             EventKind::RunFailed { .. } => "run_failed",
             EventKind::RunResumed { .. } => "run_resumed",
@@ -204,7 +220,9 @@ impl EventKind {
             | EventKind::StepSucceeded { step, .. }
             | EventKind::StepFailed { step, .. }
             | EventKind::StepPolled { step, .. }
-            | EventKind::StepSkipped { step, .. } => Some(step),
+            | EventKind::StepSkipped { step, .. }
+            | EventKind::StepApproved { step, .. }
+            | EventKind::StepRejected { step, .. } => Some(step),
             EventKind::RunStarted(_)
             | EventKind::RunSucceeded { .. }
             | EventKind::RunFailed { .. }
@@ -234,6 +252,8 @@ impl EventKind {
             | EventKind::StepFailed { .. }
             | EventKind::StepPolled { .. }
             | EventKind::StepSkipped { .. }
+            | EventKind::StepApproved { .. }
+            | EventKind::StepRejected { .. }
             | EventKind::RunSucceeded { .. }
             | EventKind::RunFailed { .. }
             | EventKind::RunResumed { .. }

@@ -43,13 +43,57 @@ pub struct Observed {
 /// Where observed events go; `None` when nobody follows.
 pub type Observer = Option<mpsc::UnboundedSender<Observed>>;
 
-/// Ways to stop a run from outside.
+/// Ways to act on a run from outside while it executes.
 #[derive(Debug, Clone, Default)]
 pub struct RunControl {
     /// `runbook cancel`: stop the steps and end the run as `cancelled`.
     pub cancel: CancellationToken,
     /// Ctrl-C or shutdown: stop the steps and record `run_interrupted`; `resume` goes on.
     pub interrupt: CancellationToken,
+    /// `runbook approve` / `reject`: answers for `approval` steps, recorded by the executor.
+    pub answers: Arc<AnswerInbox>,
+}
+
+/// An operator's answer on its way to the executor, with a channel for the outcome.
+#[derive(Debug)]
+pub struct AnswerRequest {
+    pub step: StepId,
+    pub approved: bool,
+    pub by: String,
+    pub comment: Option<String>,
+    pub reply: tokio::sync::oneshot::Sender<std::result::Result<(), String>>,
+}
+
+/// Where answers wait until the executor takes them.
+#[derive(Debug)]
+pub struct AnswerInbox {
+    sender: mpsc::UnboundedSender<AnswerRequest>,
+    receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<AnswerRequest>>>,
+}
+
+impl Default for AnswerInbox {
+    fn default() -> AnswerInbox {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        AnswerInbox { sender, receiver: std::sync::Mutex::new(Some(receiver)) }
+    }
+}
+
+impl RunControl {
+    /// Hands an answer to the executor and waits until it is recorded (or refused).
+    pub async fn answer(
+        &self,
+        step: StepId,
+        approved: bool,
+        by: String,
+        comment: Option<String>,
+    ) -> std::result::Result<(), String> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.answers
+            .sender
+            .send(AnswerRequest { step, approved, by, comment, reply })
+            .map_err(|_| "the run stopped executing; try again".to_owned())?;
+        outcome.await.map_err(|_| "the run stopped executing before recording the answer".to_owned())?
+    }
 }
 
 /// The environment a run's steps see: by default this process's; a run
@@ -77,6 +121,8 @@ impl RunEnvironment {
 /// Runs workflows over a journal with a registry of step kinds.
 pub struct Engine {
     journal: Arc<Journal>,
+    /// Runs executing in this process (children included), with the means to act on them.
+    active: std::sync::Mutex<HashMap<RunId, RunControl>>,
     registry: Registry,
     templates: Arc<Templates>,
     store_dir: PathBuf,
@@ -116,6 +162,7 @@ impl Engine {
         };
         Engine {
             journal,
+            active: std::sync::Mutex::new(HashMap::new()),
             registry,
             templates: Arc::new(Templates::new()),
             store_dir,
@@ -236,7 +283,29 @@ impl Engine {
         observer: Observer,
     ) -> Result<RunStatus> {
         let span = tracing::info_span!("run", run = %run_id);
-        self.execute_inner(run_id, control, environment, observer).instrument(span).await
+        {
+            let mut active = self.active.lock().map_err(|_| EngineError::Busy {
+                run: run_id,
+                holder: "this process (its table of runs is poisoned)".to_owned(),
+            })?;
+            if active.contains_key(&run_id) {
+                return Err(EngineError::Busy {
+                    run: run_id,
+                    holder: format!("this process ({})", std::process::id()),
+                });
+            }
+            active.insert(run_id, control.clone());
+        }
+        let result = self.execute_inner(run_id, control, environment, observer).instrument(span).await;
+        if let Ok(mut active) = self.active.lock() {
+            active.remove(&run_id);
+        }
+        result
+    }
+
+    /// The controls of a run executing in this process.
+    pub fn control_of(&self, run_id: RunId) -> Option<RunControl> {
+        self.active.lock().ok().and_then(|active| active.get(&run_id).cloned())
     }
 
     async fn execute_inner(
@@ -265,6 +334,7 @@ impl Engine {
             next,
             pending: Vec::new(),
             running: HashMap::new(),
+            answer_senders: HashMap::new(),
             masker,
             observer,
             environment,
@@ -335,6 +405,8 @@ struct RunLoop {
     /// Applied to `state`, not yet durable.
     pending: Vec<Event>,
     running: HashMap<StepId, CancellationToken>,
+    /// Where each running step hears of an operator's answer.
+    answer_senders: HashMap<StepId, tokio::sync::watch::Sender<Option<crate::state::Answer>>>,
     masker: Arc<Masker>,
     observer: Observer,
     environment: RunEnvironment,
@@ -343,6 +415,10 @@ struct RunLoop {
 impl RunLoop {
     async fn drive(&mut self, control: &RunControl) -> Result<RunStatus> {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+        let taken = control.answers.receiver.lock().ok().and_then(|mut slot| slot.take());
+        // Another executor of the same control (a retried execute) may have taken the inbox; then nobody answers here.
+        let (_unused, fallback) = mpsc::unbounded_channel();
+        let mut answers_rx = taken.unwrap_or(fallback);
         let mut renew = tokio::time::interval(LEASE_TTL / 3);
         renew.tick().await;
         loop {
@@ -363,6 +439,7 @@ impl RunLoop {
             let sleep = wake_at.map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
             tokio::select! {
                 Some(finished) = done_rx.recv() => self.finished(finished),
+                Some(request) = answers_rx.recv() => self.answer(request).await,
                 () = sleep_for(sleep) => {}
                 () = control.cancel.cancelled() => {
                     let running = self.stop_steps(&mut done_rx).await;
@@ -482,6 +559,9 @@ impl RunLoop {
         let Some(spec) = self.state.workflow.step(&step).cloned() else { return };
         let token = CancellationToken::new();
         self.running.insert(step.clone(), token.clone());
+        let known_answer = self.state.step(&step).and_then(|s| s.decision.clone());
+        let (answer_sender, answer) = tokio::sync::watch::channel(known_answer);
+        self.answer_senders.insert(step.clone(), answer_sender);
         let engine = &self.engine;
         let kind = engine.registry.get(&spec.kind).cloned();
         let history: Arc<dyn crate::step::RunHistory> = Arc::clone(&engine.journal) as Arc<dyn crate::step::RunHistory>;
@@ -536,6 +616,7 @@ impl RunLoop {
                                     first_started_at,
                                     children,
                                     history,
+                                    answer,
                                 };
                                 execute_with_timeout(kind.as_ref(), request, spec.timeout(), &token).await
                             }
@@ -548,10 +629,37 @@ impl RunLoop {
         );
     }
 
+    /// Records an operator's answer to a waiting `approval` step, durably, then tells the step.
+    async fn answer(&mut self, request: AnswerRequest) {
+        let AnswerRequest { step, approved, by, comment, reply } = request;
+        let waiting = self.state.step(&step).is_some_and(|s| s.phase == StepPhase::Running && s.decision.is_none());
+        let is_approval = self.state.workflow.step(&step).is_some_and(|s| s.kind == "approval");
+        if !is_approval || !waiting {
+            let _ = reply.send(Err(format!("step `{step}` is not an approval waiting for an answer")));
+            return;
+        }
+        let kind = if approved {
+            EventKind::StepApproved { step: step.clone(), by, comment }
+        } else {
+            EventKind::StepRejected { step: step.clone(), by, comment }
+        };
+        let recorded = match self.record(Event { at: Utc::now(), kind }) {
+            Ok(()) => self.flush().await.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if recorded.is_ok()
+            && let Some(sender) = self.answer_senders.get(&step)
+        {
+            sender.send_replace(self.state.step(&step).and_then(|s| s.decision.clone()));
+        }
+        let _ = reply.send(recorded);
+    }
+
     /// Turns a finished attempt into its event: success, a poll that goes on, or a failure with its retry time.
     fn finished(&mut self, finished: Finished) {
         let Finished { step, attempt, result, duration } = finished;
         self.running.remove(&step);
+        self.answer_senders.remove(&step);
         let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let now = Utc::now();
         let Some(spec) = self.state.workflow.step(&step).cloned() else { return };
@@ -821,7 +929,7 @@ impl ChildRuns for ChildContext {
         if let (Some(observer), Some(Ok((seq, event)))) = (&self.observer, self.engine.journal.events(run_id).next()) {
             let _ = observer.send(Observed { run_id, seq, event });
         }
-        let control = RunControl { cancel: CancellationToken::new(), interrupt: request.cancel.child_token() };
+        let control = RunControl { interrupt: request.cancel.child_token(), ..RunControl::default() };
         if let Err(error) = self.engine.execute(run_id, control, self.environment.clone(), self.observer.clone()).await
         {
             return failed(Some(run_id), format!("child run {run_id}: {error}"));

@@ -220,7 +220,9 @@ pub fn changes_summary(kind: &EventKind) -> bool {
         | EventKind::StepSucceeded { .. }
         | EventKind::StepFailed { .. }
         | EventKind::StepPolled { .. }
-        | EventKind::StepSkipped { .. } => false,
+        | EventKind::StepSkipped { .. }
+        | EventKind::StepApproved { .. }
+        | EventKind::StepRejected { .. } => false,
     }
 }
 

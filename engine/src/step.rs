@@ -75,6 +75,8 @@ pub struct StepRequest {
     pub children: Arc<dyn ChildRuns>,
     /// Read access to recorded runs, for kinds that report on them (`bundle`).
     pub history: Arc<dyn RunHistory>,
+    /// An operator's answer to this step (`runbook approve` / `reject`), as soon as there is one.
+    pub answer: tokio::sync::watch::Receiver<Option<crate::state::Answer>>,
 }
 
 /// What a step may read of the store: runs' events, their child runs, and where artifacts are.

@@ -2,6 +2,7 @@
 //! [`StepKind`](runbook_engine::step::StepKind) trait. The CLI builds the
 //! registry with [`registry`]; nothing registers itself.
 
+pub mod approval;
 pub mod run;
 pub mod set;
 pub mod workflow;
@@ -10,5 +11,5 @@ use runbook_engine::step::Registry;
 
 /// Every step kind this crate provides.
 pub fn registry() -> Registry {
-    Registry::new().with(run::RunKind).with(set::SetKind).with(workflow::WorkflowKind)
+    Registry::new().with(run::RunKind).with(set::SetKind).with(workflow::WorkflowKind).with(approval::ApprovalKind)
 }

@@ -16,6 +16,7 @@
 //! | Pending, WaitingRetry, Orphan | `step_skipped`                     | Skipped       |
 //! | Running                       | `run_interrupted`, `run_resumed`   | Orphan        |
 //! | Orphan                        | `run_resumed` naming it in `rerun` | Pending       |
+//! | Running, Orphan               | `step_approved`, `step_rejected`   | (unchanged: the answer is kept for the step) |
 //! | Orphan, Pending               | `run_resumed` naming it in `skip`  | Skipped       |
 //! | Failed (counting), Skipped    | `run_resumed` of a failed run      | Pending       |
 //!
@@ -125,6 +126,17 @@ pub struct StepState {
     pub skip_reason: Option<String>,
     /// Skipped on an operator's `--skip`: stays skipped when a failed run is resumed.
     pub skipped_by_operator: bool,
+    /// An operator's answer to an `approval` step, for the current attempt budget.
+    pub decision: Option<Answer>,
+}
+
+/// An operator's answer to an `approval` step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    pub approved: bool,
+    pub by: String,
+    pub comment: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 impl StepState {
@@ -142,6 +154,7 @@ impl StepState {
             retry_at: None,
             skip_reason: None,
             skipped_by_operator: false,
+            decision: None,
         }
     }
 
@@ -312,6 +325,21 @@ impl RunState {
                 state.exit_code = *exit_code;
                 state.finished_at = Some(event.at);
             }
+            EventKind::StepApproved { step, by, comment } | EventKind::StepRejected { step, by, comment } => {
+                let approved = matches!(event.kind, EventKind::StepApproved { .. });
+                let i = self.index(step)?;
+                let state = &mut self.steps[i];
+                if !matches!(state.phase, StepPhase::Running | StepPhase::Orphan) || state.decision.is_some() {
+                    return Err(ApplyError {
+                        message: format!(
+                            "step `{step}` answered while {:?} (answered before: {})",
+                            state.phase,
+                            state.decision.is_some()
+                        ),
+                    });
+                }
+                state.decision = Some(Answer { approved, by: by.clone(), comment: comment.clone(), at: event.at });
+            }
             EventKind::StepSkipped { step, reason } => {
                 let i = self.index(step)?;
                 let state = &mut self.steps[i];
@@ -376,6 +404,7 @@ impl RunState {
                 if counted_failure {
                     state.phase = StepPhase::Pending;
                     state.budget_start = state.attempt.0;
+                    state.decision = None;
                     state.first_started_at = None;
                     state.error = None;
                 }
