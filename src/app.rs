@@ -102,7 +102,28 @@ impl App {
                 problems: vec![message],
             })?);
         }
-        let inputs = resolve_inputs(&loaded.workflow, &given)?;
+        let inputs = match &args.inputs_file {
+            None => resolve_inputs(&loaded.workflow, &given)?,
+            Some(file) => {
+                let file = match &caller.environment.dir {
+                    Some(dir) if file.is_relative() => dir.join(file),
+                    _ => file.clone(),
+                };
+                let mut values = read_inputs_file(&file)?;
+                // `-i` wins over the file; its text is typed by the input's declaration.
+                for (name, text) in &given {
+                    let value = match loaded.workflow.input(name) {
+                        Some(spec) => spec.input_type.parse_text(text).map_err(|message| EngineError::Inputs {
+                            workflow: loaded.workflow.name.clone(),
+                            problems: vec![format!("input `{name}`: {message}")],
+                        })?,
+                        None => serde_json::Value::String(text.clone()),
+                    };
+                    values.insert(name.clone(), value);
+                }
+                runbook_engine::inputs::resolve_input_values(&loaded.workflow, &values)?
+            }
+        };
         let run_id = self.engine.start_run(&loaded, inputs, None, &caller.environment).await?;
         self.execute_and_follow(run_id, args.json, term, caller).await
     }
@@ -415,6 +436,19 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// Reads `--inputs-file`: a YAML mapping of input names to values.
+fn read_inputs_file(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read inputs file {}", path.display()))?;
+    let node = runbook_engine::yaml::parse(&text).map_err(|e| {
+        anyhow!(UsageError(format!("{}:{}:{}: {}", path.display(), e.position.line, e.position.column, e.message)))
+    })?;
+    match node.to_json() {
+        serde_json::Value::Object(map) => Ok(map),
+        serde_json::Value::Null => Ok(serde_json::Map::new()),
+        _ => Err(anyhow!(UsageError(format!("{}: expected a mapping of input names to values", path.display())))),
+    }
+}
 
 /// Who is answering: the caller's login name.
 fn operator(caller: &Caller) -> String {

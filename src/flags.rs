@@ -94,9 +94,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     pub workflow: String,
-    /// An input, key=value (repeatable)
+    /// An input, key=value (repeatable; overrides --inputs-file)
     #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
     pub inputs: Vec<String>,
+    /// Inputs from a YAML file: a mapping of input names to values
+    #[arg(long, value_name = "FILE")]
+    pub inputs_file: Option<std::path::PathBuf>,
     /// Print the final status as JSON instead of progress lines
     #[arg(long)]
     pub json: bool,

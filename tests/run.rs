@@ -318,3 +318,32 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[test]
+fn inputs_come_from_a_file_and_the_command_line_overrides_it() {
+    let sandbox = Sandbox::new();
+    let workflow = sandbox.write(
+        "inputs.yaml",
+        r#"
+name: inputs
+inputs:
+  public_ip: { type: ip }
+  port: { type: int, default: 80 }
+  namespace: { type: string }
+steps:
+  - id: show
+    run: echo {{ inputs.public_ip }} {{ inputs.port }} {{ inputs.namespace }} > shown
+"#,
+    );
+    sandbox.write("incident.yaml", "public_ip: 4.156.121.111\nport: 443\nnamespace: mini-xdr\n");
+    let path = workflow.to_str().expect("utf-8 path");
+    let result = sandbox.run(&["run", path, "--inputs-file", "incident.yaml", "-i", "namespace=other"]);
+    assert_eq!(result.code, 0, "{}\n{}", result.stdout, result.stderr);
+    let shown = std::fs::read_to_string(sandbox.path().join("shown")).expect("shown");
+    assert_eq!(shown.trim(), "4.156.121.111 443 other");
+    sandbox.write("bad.yaml", "public_ip: not-an-ip\nprot: 1\n");
+    let bad = sandbox.run(&["run", path, "--inputs-file", "bad.yaml", "-i", "namespace=x"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("`not-an-ip` is not an IP address"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("unknown input `prot` (did you mean `port`?)"), "{}", bad.stderr);
+}
