@@ -8,10 +8,12 @@
 //! - `kinds`: `set`, polling with `until`, child runs with `workflow`.
 //! - `resume`: crashes (SIGKILL, `RUNBOOK_CRASH_AFTER_EVENTS`), Ctrl-C, needs-attention decisions.
 //! - `sharing`: a second process using the store while a run holds it.
+//! - `net`: the `http`, `tcp` and `ping` kinds against loopback servers and, as root, network namespaces.
 //! - `architecture`: the dependency direction between the crates.
 
 mod architecture;
 mod kinds;
+mod net;
 mod resume;
 mod run;
 mod sharing;

@@ -3,13 +3,24 @@
 //! registry with [`registry`]; nothing registers itself.
 
 pub mod approval;
+pub mod http;
+mod net;
+pub mod ping;
 pub mod run;
 pub mod set;
+pub mod tcp;
 pub mod workflow;
 
 use runbook_engine::step::Registry;
 
 /// Every step kind this crate provides.
 pub fn registry() -> Registry {
-    Registry::new().with(run::RunKind).with(set::SetKind).with(workflow::WorkflowKind).with(approval::ApprovalKind)
+    Registry::new()
+        .with(run::RunKind)
+        .with(set::SetKind)
+        .with(http::HttpKind)
+        .with(tcp::TcpKind)
+        .with(ping::PingKind)
+        .with(workflow::WorkflowKind)
+        .with(approval::ApprovalKind)
 }
