@@ -574,6 +574,7 @@ impl RunLoop {
             observer: self.observer.clone(),
         });
         let context = self.state.template_context();
+        let context_for_timeout = context.clone();
         let artifacts = ArtifactSink::new(
             &engine.store_dir,
             format!("artifacts/{}/{}.{}", self.run_id, step, attempt),
@@ -607,7 +608,7 @@ impl RunLoop {
                                     attempt,
                                     config: spec.config.clone(),
                                     context,
-                                    templates,
+                                    templates: Arc::clone(&templates),
                                     env,
                                     cancel: token.clone(),
                                     artifacts,
@@ -618,7 +619,15 @@ impl RunLoop {
                                     history,
                                     answer,
                                 };
-                                execute_with_timeout(kind.as_ref(), request, spec.timeout(), &token).await
+                                match resolve_duration(
+                                    &templates,
+                                    spec.timeout_template.as_deref(),
+                                    spec.timeout_ms,
+                                    &context_for_timeout,
+                                ) {
+                                    Ok(timeout) => execute_with_timeout(kind.as_ref(), request, timeout, &token).await,
+                                    Err(error) => StepResult::failed(format!("timeout: {error}")),
+                                }
                             }
                         }
                     }
@@ -685,18 +694,32 @@ impl RunLoop {
             match self.engine.templates.eval_condition(until, &context) {
                 Ok(true) => {}
                 Ok(false) => {
-                    let first = self.state.step(&step).and_then(|s| s.first_started_at).unwrap_or(now);
-                    let interval =
-                        chrono::Duration::milliseconds(i64::try_from(spec.poll.interval_ms).unwrap_or(i64::MAX));
-                    let deadline =
-                        first + chrono::Duration::milliseconds(i64::try_from(spec.poll.timeout_ms).unwrap_or(i64::MAX));
-                    if now + interval > deadline {
-                        error = Some(format!(
-                            "`until: {until}` was still false after {}",
-                            format_duration(Duration::from_millis(spec.poll.timeout_ms))
-                        ));
-                    } else {
-                        polled = Some(now + interval);
+                    let templates = &self.engine.templates;
+                    let poll = &spec.poll;
+                    let interval = resolve_duration(
+                        templates,
+                        poll.interval_template.as_deref(),
+                        Some(poll.interval_ms),
+                        &context,
+                    );
+                    let limit =
+                        resolve_duration(templates, poll.timeout_template.as_deref(), Some(poll.timeout_ms), &context);
+                    match (interval, limit) {
+                        (Ok(Some(interval)), Ok(Some(limit))) => {
+                            let first = self.state.step(&step).and_then(|s| s.first_started_at).unwrap_or(now);
+                            let interval_at =
+                                now + chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
+                            let deadline = first + chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
+                            if interval_at > deadline {
+                                error =
+                                    Some(format!("`until: {until}` was still false after {}", format_duration(limit)));
+                            } else {
+                                polled = Some(interval_at);
+                            }
+                        }
+                        (Err(problem), _) => error = Some(format!("poll.interval: {problem}")),
+                        (_, Err(problem)) => error = Some(format!("poll.timeout: {problem}")),
+                        _ => error = Some("poll: no interval or timeout".to_owned()),
                     }
                 }
                 Err(problem) => error = Some(format!("`until: {until}` could not be evaluated: {problem}")),
@@ -786,6 +809,26 @@ fn mask_note(masker: &Masker, note: &mut EventKind) {
         && let Ok(masked) = serde_json::from_value::<EventKind>(masker.mask_json(&value))
     {
         *note = masked;
+    }
+}
+
+/// A duration that may be written as a template: rendered and parsed, or the fixed value.
+fn resolve_duration(
+    templates: &Templates,
+    template: Option<&str>,
+    fixed_ms: Option<u64>,
+    context: &serde_json::Value,
+) -> std::result::Result<Option<Duration>, String> {
+    match template {
+        None => Ok(fixed_ms.map(Duration::from_millis)),
+        Some(template) => {
+            let text = templates.render_text(template, context).map_err(|p| p.to_string())?;
+            let duration = crate::duration::parse_duration(&text)?;
+            if duration.is_zero() {
+                return Err(format!("`{text}` is not longer than 0s"));
+            }
+            Ok(Some(duration))
+        }
     }
 }
 

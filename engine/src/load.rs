@@ -677,6 +677,7 @@ impl<'a> Checker<'a> {
         let mut condition = None;
         let mut condition_position = None;
         let mut timeout_ms = None;
+        let mut timeout_template = None;
         let mut retry = RetryPolicy::default();
         let mut continue_on_error = false;
         let mut idempotent = None;
@@ -733,10 +734,21 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
-                "timeout" => match self.duration_ms(value, &sub) {
-                    Some(0) => self.error(value.position, &sub, "a timeout must be longer than 0s"),
-                    Some(ms) => timeout_ms = Some(ms),
-                    None => {}
+                "timeout" => match template_text(value) {
+                    Some(template) => {
+                        templates.push(TemplateSite {
+                            field: sub.clone(),
+                            position: value.position,
+                            source: template.clone(),
+                            in_outputs: false,
+                        });
+                        timeout_template = Some(template);
+                    }
+                    None => match self.duration_ms(value, &sub) {
+                        Some(0) => self.error(value.position, &sub, "a timeout must be longer than 0s"),
+                        Some(ms) => timeout_ms = Some(ms),
+                        None => {}
+                    },
                 },
                 "retry" => {
                     if let Some(policy) = self.retry(value, &sub) {
@@ -760,7 +772,7 @@ impl<'a> Checker<'a> {
                     }
                 }
                 "poll" => {
-                    if let Some(policy) = self.poll(value, &sub) {
+                    if let Some(policy) = self.poll(value, &sub, &mut templates) {
                         poll = policy;
                     }
                 }
@@ -866,6 +878,7 @@ impl<'a> Checker<'a> {
             kind: kind.name().to_owned(),
             config,
             timeout_ms,
+            timeout_template,
             retry,
             continue_on_error,
             handler: false,
@@ -888,11 +901,25 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn poll(&mut self, node: &Node, field: &str) -> Option<PollPolicy> {
+    fn poll(&mut self, node: &Node, field: &str, templates: &mut Vec<TemplateSite>) -> Option<PollPolicy> {
         let entries = self.mapping(node, field, "a mapping with `interval` and `timeout`")?;
         let mut policy = PollPolicy::default();
         for (key, value) in entries {
             let sub = join(field, &key.name);
+            if let Some(template) = template_text(value).filter(|_| POLL_KEYS.contains(&key.name.as_str())) {
+                templates.push(TemplateSite {
+                    field: sub.clone(),
+                    position: value.position,
+                    source: template.clone(),
+                    in_outputs: false,
+                });
+                if key.name == "interval" {
+                    policy.interval_template = Some(template);
+                } else {
+                    policy.timeout_template = Some(template);
+                }
+                continue;
+            }
             match key.name.as_str() {
                 "interval" => match self.duration_ms(value, &sub) {
                     Some(0) => self.error(value.position, &sub, "a poll interval must be longer than 0s"),
@@ -1187,6 +1214,14 @@ fn strip_braces(text: &str) -> &str {
     match trimmed.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) {
         Some(inner) if !inner.contains("{{") => inner.trim(),
         _ => trimmed,
+    }
+}
+
+/// A scalar that is a template (`{{ inputs.timeout }}`): checked when the file loads, rendered when the step runs.
+fn template_text(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::String(text) if text.contains("{{") => Some(text.clone()),
+        _ => None,
     }
 }
 

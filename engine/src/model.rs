@@ -168,6 +168,9 @@ pub struct StepSpec {
     pub config: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// `timeout` written as a template, rendered when the step starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_template: Option<String>,
     #[serde(default)]
     pub retry: RetryPolicy,
     #[serde(default)]
@@ -192,16 +195,21 @@ pub struct StepSpec {
 }
 
 /// How often a step with `until` polls, and for how long at most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollPolicy {
     pub interval_ms: u64,
     /// Counted from the start of the first poll; past it the step fails.
     pub timeout_ms: u64,
+    /// `interval` written as a template (`{{ inputs.poll_interval }}`), rendered when the step runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_template: Option<String>,
 }
 
 impl Default for PollPolicy {
     fn default() -> PollPolicy {
-        PollPolicy { interval_ms: 5_000, timeout_ms: 600_000 }
+        PollPolicy { interval_ms: 5_000, timeout_ms: 600_000, interval_template: None, timeout_template: None }
     }
 }
 
