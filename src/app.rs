@@ -82,6 +82,7 @@ impl App {
             Command::Events { run_id, json: _ } => self.events(&run_id, term),
             Command::Logs { run_id, step, attempt } => self.logs(&run_id, step.as_deref(), attempt, term),
             Command::Cancel { run_id } => self.cancel(&run_id, term).await,
+            Command::Demo { scenario, json } => crate::demo::demo(self, &scenario, json, term, caller).await,
             Command::Approve { run_id, step, comment } => {
                 self.answer(&run_id, &step, true, comment, term, caller).await
             }
@@ -89,6 +90,20 @@ impl App {
                 self.answer(&run_id, &step, false, comment, term, caller).await
             }
             Command::Ack { run_id, comment } => self.acknowledge(&run_id, comment, term, caller).await,
+            Command::Verify { run_id, json } => self.verify(run_id.as_deref(), json, term),
+            Command::Prune { older_than, keep_failed, dry_run, json } => {
+                self.prune(older_than, keep_failed, dry_run, json, term)
+            }
+            Command::Bundle { run_id, out, email } => self.bundle(&run_id, out, email, term, caller).await,
+            Command::Bench { json, quick } => {
+                crate::bench::run(self.engine.journal().store().path(), json, quick, term).await
+            }
+            Command::Graph { target, format } => self.graph(&target, format, term, caller),
+            Command::Daemon(args) => crate::daemon::run(self, args, term, caller).await,
+            Command::Schedules { json } => crate::daemon::schedules(self, json, term, caller),
+            Command::Schema => Ok(crate::completions::schema(term)),
+            Command::Completions { shell } => Ok(crate::completions::completions(shell, term)),
+            Command::Man { out } => crate::completions::man(out.as_deref(), term),
         }
     }
 
@@ -125,7 +140,7 @@ impl App {
             }
         };
         let run_id = self.engine.start_run(&loaded, inputs, None, &caller.environment).await?;
-        self.execute_and_follow(run_id, args.json, term, caller).await
+        self.execute_and_follow(run_id, Follow::from_json(args.json), term, caller).await
     }
 
     async fn resume(self: &Arc<App>, args: ResumeArgs, term: &Term, caller: &Caller) -> Result<u8> {
@@ -143,16 +158,18 @@ impl App {
         let stored = &state.source_path;
         warn_if_changed(stored, &state.source_hash, term);
         self.engine.resume_run(run_id, rerun, skip).await?;
-        self.execute_and_follow(run_id, args.json, term, caller).await
+        self.execute_and_follow(run_id, Follow::from_json(args.json), term, caller).await
     }
 
-    async fn execute_and_follow(
+    /// Executes a run here and shows it as `follow` says; returns the run's exit code.
+    pub async fn execute_and_follow(
         self: &Arc<App>,
         run_id: RunId,
-        json: bool,
+        follow: Follow,
         term: &Term,
         caller: &Caller,
     ) -> Result<u8> {
+        let json = follow != Follow::Progress;
         let control = RunControl::default();
         // Ctrl-C here, the caller going away, or a shutdown interrupts the run.
         let interrupt = control.interrupt.clone();
@@ -171,7 +188,9 @@ impl App {
                 Ok(loaded) => loaded,
                 Err(_) => return None,
             };
-            let progress = Progress::new(term.clone(), &state);
+            let journal = Arc::clone(self.engine.journal());
+            let load: progress::RunLoader = Box::new(move |run| journal.load(run).ok().map(|(state, _)| state));
+            let progress = Progress::new(term.clone(), &state, load);
             progress.header(&state);
             Some(tokio::spawn(progress::follow(progress, rx)))
         });
@@ -181,12 +200,24 @@ impl App {
         if let Some(Some(printer)) = printer {
             let _ = printer.await;
         }
-        let status = result?;
+        let status = match result {
+            Ok(status) => status,
+            // The store refused a write (ENOSPC, EROFS, EIO): the run stopped where its log ends and goes on
+            // from there once the store takes writes again, like any interrupted run.
+            Err(error @ EngineError::Storage { source: runbook_storage::StorageError::Io { .. }, .. }) => {
+                term.err(crate::error_text(&anyhow::Error::from(error)));
+                term.err(format!(
+                    "run {run_id} is interrupted: its events cannot be written to the store; make room (or make the store writable), then `runbook resume {run_id}`"
+                ));
+                return Ok(exit::INTERRUPTED);
+            }
+            Err(error) => return Err(error.into()),
+        };
         let (state, _) = self.engine.journal().load(run_id)?;
-        if json {
-            term.out(serde_json::to_string_pretty(&status_json(&state, status))?);
-        } else {
-            progress::final_line(term, &state, status);
+        match follow {
+            Follow::StatusJson => term.out(serde_json::to_string_pretty(&status_json(&state, status))?),
+            Follow::Progress => progress::final_line(term, &self.run_tree(state, status, 0)),
+            Follow::Quiet => {}
         }
         Ok(exit_code(status))
     }
@@ -198,9 +229,27 @@ impl App {
         if json {
             term.out(serde_json::to_string_pretty(&status_json(&state, status))?);
         } else {
-            progress::status_table(term, &state, status);
+            progress::status_table(term, &self.run_tree(state, status, 0));
         }
         Ok(exit::OK)
+    }
+
+    /// A run with the child runs of its `workflow` steps, as far as they can be read.
+    fn run_tree(&self, state: RunState, status: RunStatus, depth: usize) -> progress::RunTree {
+        use runbook_engine::step::RunHistory as _;
+        let mut tree = progress::RunTree::single(state, status);
+        // Child runs nest as deep as workflows call workflows; a loop in the links must not hang `status`.
+        if depth >= 16 {
+            return tree;
+        }
+        let journal = self.engine.journal();
+        for (step, child) in journal.children(tree.state.run_id).unwrap_or_default() {
+            if let Ok((child_state, _)) = journal.load(child) {
+                let child_status = self.visible_status(child, child_state.status);
+                tree.children.push((step, self.run_tree(child_state, child_status, depth + 1)));
+            }
+        }
+        tree
     }
 
     fn runs(&self, workflow: Option<&str>, status: Option<&str>, json: bool, term: &Term) -> Result<u8> {
@@ -212,10 +261,9 @@ impl App {
             })?),
             None => None,
         };
-        let runs: Vec<RunSummary> = self
-            .engine
-            .journal()
-            .runs()?
+        let listing = self.engine.journal().runs()?;
+        let runs: Vec<RunSummary> = listing
+            .runs
             .into_iter()
             .map(|mut summary| {
                 summary.status = self.visible_status(summary.run_id, summary.status);
@@ -224,22 +272,111 @@ impl App {
             .filter(|s| workflow.is_none_or(|w| s.workflow == w))
             .filter(|s| wanted.is_none_or(|w| s.status == w))
             .collect();
+        // A run that cannot be read is never left out silently: a warning line each, and in
+        // `--json` (unless filtered by status) an entry with status `unreadable` and the error.
+        let unreadable: Vec<&runbook_engine::journal::UnreadableRun> = listing
+            .unreadable
+            .iter()
+            .filter(|u| workflow.is_none_or(|w| u.indexed.as_ref().is_none_or(|s| s.workflow == w)))
+            .collect();
         if json {
-            let items: Vec<serde_json::Value> = runs
+            let mut items: Vec<(RunId, serde_json::Value)> = runs
                 .iter()
                 .map(|s| {
-                    serde_json::json!({
+                    let item = serde_json::json!({
                         "run_id": s.run_id,
                         "workflow": s.workflow,
                         "status": s.status.as_str(),
                         "started_at": s.started_at,
                         "finished_at": s.finished_at,
-                    })
+                    });
+                    (s.run_id, item)
                 })
                 .collect();
+            if wanted.is_none() {
+                for run in &unreadable {
+                    let indexed = run.indexed.as_ref();
+                    let item = serde_json::json!({
+                        "run_id": run.run_id,
+                        "workflow": indexed.map(|s| s.workflow.clone()),
+                        "status": "unreadable",
+                        "started_at": indexed.map(|s| s.started_at),
+                        "finished_at": indexed.and_then(|s| s.finished_at),
+                        "error": run.error.to_string(),
+                    });
+                    items.push((run.run_id, item));
+                }
+                items.sort_by_key(|(run, _)| std::cmp::Reverse(*run));
+            }
+            let items: Vec<serde_json::Value> = items.into_iter().map(|(_, item)| item).collect();
             term.out(serde_json::to_string_pretty(&items)?);
         } else {
             progress::runs_table(term, &runs);
+        }
+        for run in unreadable {
+            term.err(format!("warning: not listed: {}", run.error));
+        }
+        Ok(exit::OK)
+    }
+
+    /// `runbook verify`: a line per problem and exit 1, or a one-line summary and exit 0.
+    fn verify(&self, run_id: Option<&str>, json: bool, term: &Term) -> Result<u8> {
+        let only = run_id.map(parse_run).transpose()?;
+        let report = runbook_engine::integrity::verify(self.engine.journal(), only)?;
+        if json {
+            term.out(serde_json::to_string_pretty(&report)?);
+        } else {
+            for problem in &report.problems {
+                term.out(problem.to_string());
+            }
+            term.out(report.summary());
+        }
+        Ok(if report.problems.is_empty() { exit::OK } else { exit::FAILED })
+    }
+
+    /// `runbook prune`: removes old finished runs whole and says what it freed.
+    fn prune(
+        &self,
+        older_than: std::time::Duration,
+        keep_failed: bool,
+        dry_run: bool,
+        json: bool,
+        term: &Term,
+    ) -> Result<u8> {
+        use runbook_engine::integrity::{PruneOptions, plural, prune};
+        let cutoff = chrono::Duration::from_std(older_than)
+            .ok()
+            .and_then(|age| Utc::now().checked_sub_signed(age))
+            .ok_or_else(|| anyhow!(UsageError("--older-than reaches back before the calendar starts".to_owned())))?;
+        let options = PruneOptions { cutoff, keep_failed, dry_run };
+        let is_executing = |run: RunId| self.is_executing(run);
+        let report = prune(self.engine.journal(), &options, &is_executing)?;
+        if json {
+            term.out(serde_json::to_string_pretty(&report)?);
+            return Ok(exit::OK);
+        }
+        for kept in &report.kept {
+            term.out(format!("kept run {}: {}", kept.run_id, kept.reason));
+        }
+        let verb = if dry_run { "would prune" } else { "pruned" };
+        let leftovers = match report.leftovers {
+            0 => String::new(),
+            n => format!(", and {} of an interrupted prune", plural(n, "leftover")),
+        };
+        if report.runs.is_empty() {
+            term.out(format!(
+                "nothing to prune: no finished run to remove ended before {}{leftovers}",
+                cutoff.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+        } else {
+            let ids: Vec<String> = report.runs.iter().map(ToString::to_string).collect();
+            term.out(format!(
+                "{verb} {} ({}): {}, {} of artifacts{leftovers}",
+                plural(report.runs.len() as u64, "run"),
+                ids.join(", "),
+                plural(report.events, "event"),
+                human_bytes(report.artifact_bytes),
+            ));
         }
         Ok(exit::OK)
     }
@@ -290,7 +427,9 @@ impl App {
                 }
                 term.out(format!("==> {id} attempt {n} {} <==", artifact.name));
                 let path = store_dir.join(&artifact.path);
-                let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let bytes = std::fs::read(&path).with_context(|| {
+                    format!("cannot read the output step `{id}` of run {run_id} captured in {}", path.display())
+                })?;
                 let digest = hex::encode(Sha256::digest(&bytes));
                 if digest != artifact.sha256 {
                     term.err(format!(
@@ -313,7 +452,9 @@ impl App {
         }
         if shown == 0 {
             let what = step.map_or_else(|| "any step".to_owned(), |s| format!("step `{s}`"));
-            term.err(format!("no output was captured for {what} of run {run_id}"));
+            term.err(format!(
+                "no output was captured for {what} of run {run_id}: it printed nothing, or has not run (`runbook status {run_id}` shows it)"
+            ));
         }
         Ok(exit::OK)
     }
@@ -404,6 +545,48 @@ impl App {
         Ok(exit::OK)
     }
 
+    /// `runbook bundle`: the work is in `runbook_steps::bundle`, shared with the `bundle` step kind.
+    async fn bundle(
+        &self,
+        run_id: &str,
+        out: Option<PathBuf>,
+        email: bool,
+        term: &Term,
+        caller: &Caller,
+    ) -> Result<u8> {
+        use runbook_steps::bundle::{CommandError, CommandOptions, run_command};
+        let run = parse_run(run_id)?;
+        let options = CommandOptions { run, out, email };
+        let is_executing = |run: RunId| self.is_executing(run);
+        let outcome = match run_command(self.engine.journal(), &caller.environment, options, &is_executing).await {
+            Ok(outcome) => outcome,
+            Err(CommandError::Usage(message)) => return Err(anyhow!(UsageError(message))),
+            Err(error) => return Err(error.into()),
+        };
+        for line in outcome.lines {
+            term.out(line);
+        }
+        match outcome.error {
+            Some(error) => {
+                term.err(format!("error: {error}"));
+                Ok(exit::FAILED)
+            }
+            None => Ok(exit::OK),
+        }
+    }
+
+    /// `runbook graph`: a run's graph from the definition it started with, coloured by its steps' status.
+    fn graph(&self, target: &str, format: crate::flags::GraphFormat, term: &Term, caller: &Caller) -> Result<u8> {
+        let cwd = caller.environment.dir.as_deref();
+        if !crate::graph::is_run_id(target, &caller.workflows_dir, cwd) {
+            return crate::graph::of_workflow(target, &caller.workflows_dir, cwd, self.registry(), format, term);
+        }
+        let run_id = parse_run(target)?;
+        let (state, _) = self.engine.journal().load(run_id)?;
+        term.out(crate::graph::render(&state.workflow, Some(&state.steps), format).trim_end());
+        Ok(exit::OK)
+    }
+
     async fn cancel(&self, run_id: &str, term: &Term) -> Result<u8> {
         let run_id = parse_run(run_id)?;
         if let Some(control) = self.active_control(run_id) {
@@ -422,6 +605,38 @@ impl App {
         self.engine.journal().index(&state)?;
         term.out(format!("run {run_id} cancelled"));
         Ok(exit::OK)
+    }
+}
+
+/// Bytes for people: `512 bytes`, `12.3 KiB`, `4.0 MiB`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// How a command shows the run it executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Progress lines (or the live view on a terminal) and a final line.
+    Progress,
+    /// Nothing while it runs; the status as JSON at the end (`--json`).
+    StatusJson,
+    /// Nothing at all: the caller reports.
+    Quiet,
+}
+
+impl Follow {
+    pub fn from_json(json: bool) -> Follow {
+        if json { Follow::StatusJson } else { Follow::Progress }
     }
 }
 

@@ -4,9 +4,15 @@
 //! holds it), run the command, map the outcome to the contract's exit codes.
 
 mod app;
+mod bench;
+mod completions;
+mod daemon;
+mod demo;
 mod flags;
+mod graph;
 mod progress;
 mod remote;
+mod schema;
 mod term;
 
 use anyhow::{Context as _, Result};
@@ -27,6 +33,11 @@ use crate::flags::{Cli, Command, LogFormat};
 use crate::term::Term;
 
 fn main() -> ExitCode {
+    // Invoked as `az`, `kubectl` or `helm` (the links `runbook demo` puts on
+    // PATH for its steps), this binary is the simulator.
+    if let Some(code) = simulated_tool() {
+        return code;
+    }
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -48,6 +59,28 @@ fn main() -> ExitCode {
     // Step processes were stopped by the runs; do not wait on stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_secs(1));
     ExitCode::from(code)
+}
+
+/// Answers as the simulator when argv[0] names one of its tools.
+fn simulated_tool() -> Option<ExitCode> {
+    let mut argv = std::env::args();
+    let program = argv.next()?;
+    let name = std::path::Path::new(&program).file_name()?.to_str()?.to_owned();
+    let tool = runbook_sim::Tool::from_name(&name)?;
+    let args: Vec<String> = argv.collect();
+    let reply = runbook_sim::state_dir_from_env().and_then(|dir| runbook_sim::invoke(tool, &args, &dir));
+    Some(match reply {
+        Ok(reply) => {
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(reply.stdout.as_bytes());
+            let _ = std::io::stderr().write_all(reply.stderr.as_bytes());
+            ExitCode::from(u8::try_from(reply.code).unwrap_or(1))
+        }
+        Err(error) => {
+            eprintln!("{name} (simulated by runbook): {error}");
+            ExitCode::from(125)
+        }
+    })
 }
 
 fn init_tracing(format: LogFormat) {
@@ -84,7 +117,21 @@ async fn run(cli: Cli) -> Result<u8> {
     if let Command::Validate { paths } = &cli.command {
         return Ok(app::validate(&registry, paths, &Term::Local, &RunEnvironment::default()));
     }
+    // What needs no store: generated texts, and the graph of a workflow file.
+    match &cli.command {
+        Command::Schema => return Ok(completions::schema(&Term::Local)),
+        Command::Completions { shell } => return Ok(completions::completions(*shell, &Term::Local)),
+        Command::Man { out } => return completions::man(out.as_deref(), &Term::Local),
+        Command::Graph { target, format } if !graph::is_run_id(target, &cli.workflows, None) => {
+            return graph::of_workflow(target, &cli.workflows, None, &registry, *format, &Term::Local);
+        }
+        _ => {}
+    }
     let dir = store_dir(cli.store.clone())?;
+    // The bench opens stores of its own beside the store, never the store: it runs while another process holds it.
+    if let Command::Bench { json, quick } = &cli.command {
+        return bench::run(&dir, *json, *quick, &Term::Local).await;
+    }
     // The holder may be starting or exiting: retry for a while before giving up.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -127,11 +174,14 @@ async fn hold(store: SledStore, cli: Cli, registry: runbook_engine::step::Regist
     let stop = CancellationToken::new();
     let server = tokio::spawn(remote::serve(Arc::clone(&app), listener, Arc::clone(&in_flight), stop.clone()));
 
-    let shutdown = app.shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        shutdown.cancel();
-    });
+    // The daemon handles SIGTERM/SIGINT itself: runs get a grace period before they are interrupted.
+    if !matches!(cli.command, Command::Daemon(_)) {
+        let shutdown = app.shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_stop_signal().await;
+            shutdown.cancel();
+        });
+    }
 
     let workflows_dir = if cli.workflows.is_relative() {
         std::env::current_dir().context("reading the working directory")?.join(&cli.workflows)

@@ -4,7 +4,7 @@ use std::path::Path;
 
 /// The workspace crates each crate may depend on.
 const ALLOWED: &[(&str, &[&str])] =
-    &[("storage", &[]), ("engine", &["runbook-storage"]), ("steps", &["runbook-engine"])];
+    &[("storage", &[]), ("engine", &["runbook-storage"]), ("steps", &["runbook-engine"]), ("sim", &[])];
 
 #[test]
 fn crates_depend_only_in_the_allowed_direction() {

@@ -27,6 +27,12 @@ pub enum EngineError {
     #[error("run {run}: event {seq} does not fit the run's history: {message}")]
     Apply { run: RunId, seq: u64, message: String },
 
+    /// A damaged record in the run's log: reading stops there, so the run can be neither shown nor resumed.
+    #[error(
+        "run {run}: event {seq} is corrupt ({reason}); the run cannot be read or resumed, `runbook verify {run}` lists every problem"
+    )]
+    Corrupt { run: RunId, seq: u64, reason: String },
+
     #[error("run {run}: {source}")]
     Storage {
         run: RunId,
@@ -43,7 +49,7 @@ pub enum EngineError {
     #[error("run {run} is {status}, {hint}", status = status.as_str())]
     NotResumable { run: RunId, status: RunStatus, hint: String },
 
-    #[error("run {run} has no step `{step}`")]
+    #[error("run {run} has no step `{step}` (`runbook status {run}` lists its steps)")]
     UnknownStep { run: RunId, step: StepId },
 
     #[error("cannot encode an event of run {run}: {message}")]
@@ -55,7 +61,10 @@ pub enum EngineError {
 
 impl EngineError {
     pub(crate) fn storage(run: RunId, source: StorageError) -> EngineError {
-        EngineError::Storage { run, source }
+        match source {
+            StorageError::Corrupt { seq, reason, .. } => EngineError::Corrupt { run, seq, reason },
+            source => EngineError::Storage { run, source },
+        }
     }
 }
 

@@ -192,7 +192,7 @@ impl Engine {
     }
 
     /// Records `run_started` under an id allocated beforehand.
-    async fn start_run_as(
+    pub async fn start_run_as(
         &self,
         run_id: RunId,
         loaded: &LoadedWorkflow,
@@ -319,11 +319,14 @@ impl Engine {
         if state.status != RunStatus::Running {
             return Ok(state.status);
         }
-        self.acquire_lease(run_id)?;
+        self.lease_off_runtime(run_id, Engine::acquire_lease).await.unwrap_or_else(|| {
+            Err(EngineError::Stuck { run: run_id, message: "the process is shutting down".to_owned() })
+        })?;
+        self.reap_orphans(&state);
         let masker = match secrets_masker(run_id, &state.workflow.secrets, &environment) {
             Ok(masker) => Arc::new(masker),
             Err(error) => {
-                self.release_lease(run_id);
+                self.lease_off_runtime(run_id, Engine::release_lease).await;
                 return Err(error);
             }
         };
@@ -338,14 +341,46 @@ impl Engine {
             masker,
             observer,
             environment,
+            scopes: HashMap::new(),
         };
         let result = run.drive(&control).await;
         if let Err(error) = &result {
             // Leave the run resumable: record why it stopped, if the log still takes writes.
             let _ = run.stop(EventKind::RunInterrupted { reason: error.to_string(), running: Vec::new() }).await;
         }
-        self.release_lease(run_id);
+        self.lease_off_runtime(run_id, Engine::release_lease).await;
         result
+    }
+
+    /// Runs a lease operation, which waits for a flush, on a blocking thread: the runtime's
+    /// threads go on serving other runs meanwhile, and the leases of runs that start or end
+    /// together share one flush. `None` only when the runtime is shutting down.
+    async fn lease_off_runtime<T: Send + 'static>(
+        self: &Arc<Self>,
+        run_id: RunId,
+        operation: impl FnOnce(&Engine, RunId) -> T + Send + 'static,
+    ) -> Option<T> {
+        let engine = Arc::clone(self);
+        let span = tracing::Span::current();
+        match tokio::task::spawn_blocking(move || span.in_scope(|| operation(&engine, run_id))).await {
+            Ok(value) => Some(value),
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => None,
+        }
+    }
+
+    /// Steps started by an executor that died (the log has no result for them) may have left
+    /// processes behind: their kinds stop them now, under the lease, before anything runs again.
+    fn reap_orphans(&self, state: &RunState) {
+        for (spec, step) in state.workflow.steps.iter().zip(&state.steps) {
+            if matches!(step.phase, StepPhase::Orphan | StepPhase::Running)
+                && step.attempt.0 > 0
+                && let Some(kind) = self.registry.get(&spec.kind)
+            {
+                let prefix = crate::step::attempt_artifacts_prefix(state.run_id, &spec.id, step.attempt);
+                kind.reap_orphan(&self.store_dir.join(prefix));
+            }
+        }
     }
 
     fn acquire_lease(&self, run_id: RunId) -> Result<()> {
@@ -410,6 +445,9 @@ struct RunLoop {
     masker: Arc<Masker>,
     observer: Observer,
     environment: RunEnvironment,
+    /// For each step launched so far, the positions of the steps its templates name
+    /// (`None`: every step); see [`RunLoop::step_context`].
+    scopes: HashMap<StepId, Option<Arc<[usize]>>>,
 }
 
 impl RunLoop {
@@ -453,7 +491,7 @@ impl RunLoop {
                     return Ok(RunStatus::Interrupted);
                 }
                 _ = renew.tick() => {
-                    if !self.engine.renew_lease(self.run_id)? {
+                    if !self.engine.lease_off_runtime(self.run_id, Engine::renew_lease).await.unwrap_or(Ok(false))? {
                         let running = self.stop_steps(&mut done_rx).await;
                         let _ = running;
                         return Err(EngineError::Busy { run: self.run_id, holder: "another process that took over the lease".to_owned() });
@@ -556,7 +594,8 @@ impl RunLoop {
     }
 
     fn launch(&mut self, step: StepId, attempt: Attempt, done: mpsc::UnboundedSender<Finished>) {
-        let Some(spec) = self.state.workflow.step(&step).cloned() else { return };
+        let Some(spec) = self.state.step_index(&step).map(|i| self.state.workflow.steps[i].clone()) else { return };
+        let context = self.step_context(&spec);
         let token = CancellationToken::new();
         self.running.insert(step.clone(), token.clone());
         let known_answer = self.state.step(&step).and_then(|s| s.decision.clone());
@@ -573,11 +612,10 @@ impl RunLoop {
             environment: self.environment.clone(),
             observer: self.observer.clone(),
         });
-        let context = self.state.template_context();
         let context_for_timeout = context.clone();
         let artifacts = ArtifactSink::new(
             &engine.store_dir,
-            format!("artifacts/{}/{}.{}", self.run_id, step, attempt),
+            crate::step::attempt_artifacts_prefix(self.run_id, &step, attempt),
             Arc::clone(&self.masker),
             engine.capture_cap_bytes,
         );
@@ -671,7 +709,7 @@ impl RunLoop {
         self.answer_senders.remove(&step);
         let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let now = Utc::now();
-        let Some(spec) = self.state.workflow.step(&step).cloned() else { return };
+        let Some(spec) = self.state.step_index(&step).map(|i| self.state.workflow.steps[i].clone()) else { return };
         let provided =
             self.engine.registry.get(&spec.kind).map(|kind| kind.provided_outputs(&spec.config)).unwrap_or_default();
         let (outputs, output_error) = self.outputs(&spec, &result.values, &provided);
@@ -687,7 +725,7 @@ impl RunLoop {
         if error.is_none()
             && let Some(until) = &spec.until
         {
-            let mut context = self.state.template_context();
+            let mut context = self.step_context(&spec);
             if let serde_json::Value::Object(map) = &mut context {
                 map.insert("outputs".to_owned(), serde_json::Value::Object(outputs.clone()));
             }
@@ -738,6 +776,31 @@ impl RunLoop {
         }
     }
 
+    /// The template context for a step's own templates (its configuration, `env`, `outputs`,
+    /// `until`, durations): `steps` holds only the steps they name, or every finished step when
+    /// one uses `steps` as a whole. They evaluate as with the full context, but the cost of a
+    /// step no longer grows with the number of steps finished before it.
+    fn step_context(&mut self, spec: &crate::model::StepSpec) -> serde_json::Value {
+        let positions = match self.scopes.get(&spec.id) {
+            Some(positions) => positions.clone(),
+            None => {
+                let mut templates = Vec::new();
+                json_strings(&spec.config, &mut templates);
+                templates.extend(spec.env.iter().chain(&spec.outputs).map(|(_, template)| template.as_str()));
+                templates.extend(
+                    [&spec.timeout_template, &spec.poll.interval_template, &spec.poll.timeout_template]
+                        .into_iter()
+                        .filter_map(Option::as_deref),
+                );
+                let named = self.engine.templates.named_steps(templates, spec.until.as_deref());
+                let positions: Option<Arc<[usize]>> = self.state.step_positions(named.as_ref()).map(Arc::from);
+                self.scopes.insert(spec.id.clone(), positions.clone());
+                positions
+            }
+        };
+        self.state.template_context_of(positions.as_deref())
+    }
+
     /// The workflow's `outputs`, and the first that does not evaluate.
     fn workflow_outputs(&self) -> (Outputs, Option<String>) {
         let mut outputs = Outputs::new();
@@ -763,7 +826,7 @@ impl RunLoop {
     /// evaluated with the kind's values in scope. The first template that does
     /// not evaluate is returned as an error (the others are still kept).
     fn outputs(
-        &self,
+        &mut self,
         spec: &crate::model::StepSpec,
         values: &serde_json::Map<String, serde_json::Value>,
         provided: &[String],
@@ -777,7 +840,7 @@ impl RunLoop {
         if spec.outputs.is_empty() {
             return (outputs, None);
         }
-        let mut context = self.state.template_context();
+        let mut context = self.step_context(spec);
         if let serde_json::Value::Object(map) = &mut context {
             for (name, value) in values {
                 map.insert(name.clone(), value.clone());
@@ -800,6 +863,16 @@ impl RunLoop {
             }
         }
         (outputs, first_error)
+    }
+}
+
+/// Every string in a JSON value: the templates of a kind's configuration.
+fn json_strings<'a>(value: &'a serde_json::Value, strings: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(text) => strings.push(text),
+        serde_json::Value::Array(items) => items.iter().for_each(|item| json_strings(item, strings)),
+        serde_json::Value::Object(map) => map.values().for_each(|item| json_strings(item, strings)),
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {}
     }
 }
 

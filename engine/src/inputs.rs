@@ -2,7 +2,7 @@
 
 use crate::diag::did_you_mean;
 use crate::error::{EngineError, Result};
-use crate::model::Workflow;
+use crate::model::{InputSpec, Workflow};
 
 /// Typed inputs from `key=value` texts: unknown keys, bad values and missing
 /// required inputs are all reported together.
@@ -10,13 +10,35 @@ pub fn resolve_inputs(
     workflow: &Workflow,
     given: &[(String, String)],
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let given = given.iter().map(|(name, text)| (name.as_str(), text));
+    resolve(workflow, given, |spec, text| spec.input_type.parse_text(text), "pass -i")
+}
+
+/// Typed inputs from JSON values (a parent step's `inputs` for its child, an
+/// inputs file, a schedule's): each checked against its declared type,
+/// defaults filled in, every problem reported.
+pub fn resolve_input_values(
+    workflow: &Workflow,
+    given: &serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let given = given.iter().map(|(name, value)| (name.as_str(), value));
+    resolve(workflow, given, |spec, value| spec.input_type.check_value(value), "give it in the inputs or pass -i")
+}
+
+/// Checks given values against the declarations, fills in defaults, and reports every problem.
+fn resolve<'g, T: 'g>(
+    workflow: &Workflow,
+    given: impl Iterator<Item = (&'g str, &'g T)>,
+    convert: impl Fn(&InputSpec, &T) -> std::result::Result<serde_json::Value, String>,
+    how_to_pass: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut values = serde_json::Map::new();
     let mut problems = Vec::new();
-    for (name, text) in given {
+    for (name, given) in given {
         match workflow.input(name) {
-            Some(spec) => match spec.input_type.parse_text(text) {
+            Some(spec) => match convert(spec, given) {
                 Ok(value) => {
-                    values.insert(name.clone(), value);
+                    values.insert(name.to_owned(), value);
                 }
                 Err(message) => problems.push(format!("input `{name}`: {message}")),
             },
@@ -46,58 +68,13 @@ pub fn resolve_inputs(
                 let about =
                     if spec.description.is_empty() { String::new() } else { format!(" ({})", spec.description) };
                 problems.push(format!(
-                    "missing required input `{}`{about}: pass -i {}=<{}>",
+                    "missing required input `{}`{about}: {how_to_pass} {}=<{}>",
                     spec.name,
                     spec.name,
                     spec.input_type.name()
                 ));
             }
             None => {
-                values.insert(spec.name.clone(), serde_json::Value::Null);
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(values)
-    } else {
-        Err(EngineError::Inputs { workflow: workflow.name.clone(), problems })
-    }
-}
-
-/// Typed inputs from JSON values (a parent step's `inputs` for its child, a schedule's):
-/// each checked against its declared type, defaults filled in, every problem reported.
-pub fn resolve_input_values(
-    workflow: &Workflow,
-    given: &serde_json::Map<String, serde_json::Value>,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let mut values = serde_json::Map::new();
-    let mut problems = Vec::new();
-    for (name, value) in given {
-        match workflow.input(name) {
-            Some(spec) => match spec.input_type.check_value(value) {
-                Ok(value) => {
-                    values.insert(name.clone(), value);
-                }
-                Err(message) => problems.push(format!("input `{name}`: {message}")),
-            },
-            None => {
-                let hint = did_you_mean(name, workflow.inputs.iter().map(|i| i.name.as_str()))
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
-                problems.push(format!("unknown input `{name}`{hint}"));
-            }
-        }
-    }
-    for spec in &workflow.inputs {
-        if values.contains_key(&spec.name) {
-            continue;
-        }
-        match (&spec.default, spec.required) {
-            (Some(default), _) => {
-                values.insert(spec.name.clone(), default.clone());
-            }
-            (None, true) => problems.push(format!("missing required input `{}`", spec.name)),
-            (None, false) => {
                 values.insert(spec.name.clone(), serde_json::Value::Null);
             }
         }

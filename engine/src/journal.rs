@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use runbook_storage::{EventLog, KvState, SledStore, StorageError};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{EngineError, Result};
 use crate::event::{self, Event, EventKind, ParentRef};
@@ -13,7 +14,7 @@ use crate::ids::{RunId, Seq};
 use crate::state::{RunState, RunStatus};
 
 /// The key/value namespace of the run index.
-const RUNS_NAMESPACE: &str = "runs";
+pub const RUNS_NAMESPACE: &str = "runs";
 
 /// The store the engine works on.
 pub type Store = SledStore;
@@ -54,13 +55,45 @@ impl RunSummary {
     }
 }
 
+/// What [`Journal::runs`] found.
+#[derive(Debug)]
+pub struct RunListing {
+    /// Every run that could be read, newest first.
+    pub runs: Vec<RunSummary>,
+    /// Runs whose events cannot be read, newest first: listed apart rather than failing the whole listing.
+    pub unreadable: Vec<UnreadableRun>,
+}
+
+/// A run whose events cannot be read or folded.
+#[derive(Debug)]
+pub struct UnreadableRun {
+    pub run_id: RunId,
+    /// Its index entry, if it has one (it may be stale): the workflow name, when it started.
+    pub indexed: Option<RunSummary>,
+    /// Why it cannot be read, naming the run and the event.
+    pub error: EngineError,
+}
+
 /// Typed access to runs' event streams.
 pub struct Journal {
     store: Store,
     /// With `RUNBOOK_CRASH_AFTER_EVENTS=N`: abort right after the N-th event this process appended is durable.
     crash_after_events: Option<u64>,
     appended: AtomicU64,
+    /// The last folds [`Journal::load`] made, newest last: a run is often folded again soon
+    /// (`resume` folds it to check it, then the executor folds it to run it), and a fold
+    /// extended by the events appended since equals a fold of the whole log.
+    recent_folds: Mutex<VecDeque<(RunId, RunState, Seq)>>,
 }
+
+/// How many folds [`Journal::load`] keeps.
+const RECENT_FOLDS: usize = 8;
+
+/// From this many events on, a fold reads the log on a second thread (see [`Journal::fold_from`]).
+const PARALLEL_FOLD_EVENTS: u64 = 4_096;
+
+/// Records per batch handed from the reading thread to the folding one.
+const FOLD_BATCH: usize = 256;
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,7 +103,12 @@ impl std::fmt::Debug for Journal {
 
 impl Journal {
     pub fn new(store: Store, crash_after_events: Option<u64>) -> Arc<Journal> {
-        Arc::new(Journal { store, crash_after_events, appended: AtomicU64::new(0) })
+        Arc::new(Journal {
+            store,
+            crash_after_events,
+            appended: AtomicU64::new(0),
+            recent_folds: Mutex::new(VecDeque::with_capacity(RECENT_FOLDS)),
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -90,7 +128,12 @@ impl Journal {
 
     /// Every event of a run in order, decoded; a corrupt or undecodable record is an error, never skipped.
     pub fn events(&self, run: RunId) -> impl Iterator<Item = Result<(Seq, Event)>> + '_ {
-        self.store.read(run.get(), 1).map(move |record| {
+        self.events_from(run, Seq(1))
+    }
+
+    /// The events of a run from seq `from` on, like [`Journal::events`].
+    fn events_from(&self, run: RunId, from: Seq) -> impl Iterator<Item = Result<(Seq, Event)>> + '_ {
+        self.store.read(run.get(), from.0).map(move |record| {
             let (seq, bytes) = record.map_err(|e| EngineError::storage(run, e))?;
             let event = event::decode(&bytes).map_err(|e| EngineError::Decode { run, seq, message: e.to_string() })?;
             Ok((Seq(seq), event))
@@ -98,21 +141,86 @@ impl Journal {
     }
 
     /// The fold of a run's whole log, and the seq its next event must use.
+    ///
+    /// Events are read one at a time (memory holds the state, not the log). A run folded
+    /// recently is taken up where that fold stopped: only the events appended since are read.
     pub fn load(&self, run: RunId) -> Result<(RunState, Seq)> {
-        let mut events = self.events(run);
-        let Some(first) = events.next() else {
-            return Err(EngineError::UnknownRun(run));
+        let head = Seq(self.store.next_seq(run.get()).map_err(|e| EngineError::storage(run, e))?);
+        let recent = {
+            let mut folds = self.recent_folds.lock().unwrap_or_else(PoisonError::into_inner);
+            let position = folds.iter().position(|(id, _, _)| *id == run);
+            position.and_then(|position| folds.remove(position))
         };
-        let (_, first) = first?;
-        let mut state =
-            RunState::start(run, &first).map_err(|e| EngineError::Apply { run, seq: 1, message: e.message })?;
-        let mut next = Seq(2);
-        for item in events {
-            let (seq, event) = item?;
-            state.apply(&event).map_err(|e| EngineError::Apply { run, seq: seq.0, message: e.message })?;
-            next = Seq(seq.0 + 1);
+        let (mut state, mut next) = match recent {
+            // A shorter log than folded means the run was deleted (ids are never reused): read it anew.
+            Some((_, state, next)) if next.0 <= head.0 => (state, next),
+            Some(_) | None => {
+                let mut events = self.events(run);
+                let Some(first) = events.next() else {
+                    return Err(EngineError::UnknownRun(run));
+                };
+                let (_, first) = first?;
+                let state =
+                    RunState::start(run, &first).map_err(|e| EngineError::Apply { run, seq: 1, message: e.message })?;
+                (state, Seq(2))
+            }
+        };
+        if next.0 < head.0 {
+            next = self.fold_from(run, &mut state, next, head)?;
         }
+        let mut folds = self.recent_folds.lock().unwrap_or_else(PoisonError::into_inner);
+        if folds.len() == RECENT_FOLDS {
+            folds.pop_front();
+        }
+        folds.push_back((run, state.clone(), next));
         Ok((state, next))
+    }
+
+    /// Applies the events from `from` on to `state` and returns the seq after the last one.
+    ///
+    /// Reading a record from sled costs about as much as decoding it, so a long run is read on a
+    /// second thread while this one decodes and applies: a replay goes nearly twice as fast on
+    /// two cores. A few batches are in flight at most; memory holds the state, not the log.
+    fn fold_from(&self, run: RunId, state: &mut RunState, from: Seq, head: Seq) -> Result<Seq> {
+        let apply = |state: &mut RunState, seq: u64, bytes: &[u8]| -> Result<Seq> {
+            let event = event::decode(bytes).map_err(|e| EngineError::Decode { run, seq, message: e.to_string() })?;
+            state.apply(&event).map_err(|e| EngineError::Apply { run, seq, message: e.message })?;
+            Ok(Seq(seq + 1))
+        };
+        let mut next = from;
+        if head.0.saturating_sub(from.0) < PARALLEL_FOLD_EVENTS {
+            for record in self.store.read(run.get(), from.0) {
+                let (seq, bytes) = record.map_err(|e| EngineError::storage(run, e))?;
+                next = apply(state, seq, &bytes)?;
+            }
+            return Ok(next);
+        }
+        std::thread::scope(|scope| {
+            let (batches, received) = std::sync::mpsc::sync_channel::<Vec<_>>(4);
+            scope.spawn(move || {
+                let mut batch = Vec::with_capacity(FOLD_BATCH);
+                for record in self.store.read(run.get(), from.0) {
+                    // A failed read ends the stream: it is the last record sent.
+                    let failed = record.is_err();
+                    batch.push(record);
+                    if batch.len() == FOLD_BATCH || failed {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(FOLD_BATCH));
+                        // The receiver is gone when the fold stopped at an error.
+                        if batches.send(full).is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+                let _ = batches.send(batch);
+            });
+            for batch in received {
+                for record in batch {
+                    let (seq, bytes) = record.map_err(|e| EngineError::storage(run, e))?;
+                    next = apply(state, seq, &bytes)?;
+                }
+            }
+            Ok(next)
+        })
     }
 
     /// Appends events at `expected_next`, durably, and returns the next seq.
@@ -166,7 +274,9 @@ impl Journal {
 
     /// Every run, newest first, from the index; entries that may be stale
     /// (missing, or not finished) are checked against the events and repaired.
-    pub fn runs(&self) -> Result<Vec<RunSummary>> {
+    /// A run whose events cannot be read (a corrupt record) does not fail the
+    /// listing: it is listed apart, in [`RunListing::unreadable`].
+    pub fn runs(&self) -> Result<RunListing> {
         let mut indexed = std::collections::BTreeMap::new();
         for (key, value) in self.store.kv_scan(RUNS_NAMESPACE)? {
             let Ok(bytes) = <[u8; 8]>::try_from(key.as_slice()) else { continue };
@@ -176,15 +286,18 @@ impl Journal {
             }
         }
         let mut runs = Vec::new();
+        let mut unreadable = Vec::new();
         for stream in self.store.streams()? {
             let Some(run) = RunId::new(stream) else { continue };
             match indexed.remove(&run) {
                 Some(summary) if summary.status.is_finished() => runs.push(summary),
-                _ => {
-                    let (state, _) = self.load(run)?;
-                    self.index(&state)?;
-                    runs.push(RunSummary::of(&state));
-                }
+                entry => match self.load(run) {
+                    Ok((state, _)) => {
+                        self.index(&state)?;
+                        runs.push(RunSummary::of(&state));
+                    }
+                    Err(error) => unreadable.push(UnreadableRun { run_id: run, indexed: entry, error }),
+                },
             }
         }
         // Index entries without events belong to pruned runs.
@@ -192,7 +305,8 @@ impl Journal {
             self.store.kv_delete(RUNS_NAMESPACE, &run.get().to_be_bytes())?;
         }
         runs.sort_by_key(|run| std::cmp::Reverse(run.run_id));
-        Ok(runs)
+        unreadable.sort_by_key(|run| std::cmp::Reverse(run.run_id));
+        Ok(RunListing { runs, unreadable })
     }
 
     /// The indexed summary of one run, without repair.

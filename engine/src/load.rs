@@ -96,7 +96,8 @@ const STEP_KEYS: &[&str] = &[
 const MAX_ATTEMPTS: u32 = 10_000;
 const POLL_KEYS: &[&str] = &["interval", "timeout"];
 const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter"];
-const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "inputs", "overlap", "catch_up"];
+const SCHEDULE_KEYS: &[&str] =
+    &["cron", "timezone", "inputs", "overlap", "catch_up", "starting_deadline", "pause_while_escalated", "cooldown"];
 
 struct Checker<'a> {
     file: &'a Path,
@@ -387,6 +388,9 @@ impl<'a> Checker<'a> {
                 inputs: BTreeMap::new(),
                 overlap: None,
                 catch_up: None,
+                starting_deadline_ms: None,
+                pause_while_escalated: false,
+                cooldown_ms: None,
             });
         }
         let entries = self.mapping(node, field, "a cron expression or a mapping with `cron`")?;
@@ -396,6 +400,9 @@ impl<'a> Checker<'a> {
             inputs: BTreeMap::new(),
             overlap: None,
             catch_up: None,
+            starting_deadline_ms: None,
+            pause_while_escalated: false,
+            cooldown_ms: None,
         };
         let mut ok = true;
         for (key, value) in entries {
@@ -433,6 +440,18 @@ impl<'a> Checker<'a> {
                     spec.overlap = self.one_of(value, &sub, &["skip", "queue_one", "allow", "cancel_previous"]);
                 }
                 "catch_up" => spec.catch_up = self.one_of(value, &sub, &["once", "none"]),
+                "starting_deadline" => {
+                    spec.starting_deadline_ms = self.duration_ms(value, &sub);
+                    if spec.starting_deadline_ms == Some(0) {
+                        self.error(
+                            value.position,
+                            &sub,
+                            "a starting deadline of 0s would drop every fire; give it room, like 30s",
+                        );
+                    }
+                }
+                "pause_while_escalated" => spec.pause_while_escalated = self.boolean(value, &sub).unwrap_or(false),
+                "cooldown" => spec.cooldown_ms = self.duration_ms(value, &sub),
                 _ => self.unknown_key(key, field, SCHEDULE_KEYS),
             }
         }
@@ -721,17 +740,9 @@ impl<'a> Checker<'a> {
                     }
                 }
                 "if" => {
-                    if let Some(text) = self.scalar_text(value, &sub) {
-                        let expression = strip_braces(&text).to_owned();
-                        match self.templates.expression_variables(&expression) {
-                            Ok(_) => {
-                                condition = Some(expression);
-                                condition_position = Some(value.position);
-                            }
-                            Err(problem) => {
-                                self.error(value.position, &sub, format!("malformed condition `{text}`: {problem}"));
-                            }
-                        }
+                    if let Some(expression) = self.condition(value, &sub) {
+                        condition = Some(expression);
+                        condition_position = Some(value.position);
                     }
                 }
                 "timeout" => match template_text(value) {
@@ -758,17 +769,9 @@ impl<'a> Checker<'a> {
                 "continue_on_error" => continue_on_error = self.boolean(value, &sub).unwrap_or(false),
                 "idempotent" => idempotent = self.boolean(value, &sub),
                 "until" => {
-                    if let Some(text) = self.scalar_text(value, &sub) {
-                        let expression = strip_braces(&text).to_owned();
-                        match self.templates.expression_variables(&expression) {
-                            Ok(_) => {
-                                until = Some(expression);
-                                until_position = Some(value.position);
-                            }
-                            Err(problem) => {
-                                self.error(value.position, &sub, format!("malformed condition `{text}`: {problem}"));
-                            }
-                        }
+                    if let Some(expression) = self.condition(value, &sub) {
+                        until = Some(expression);
+                        until_position = Some(value.position);
                     }
                 }
                 "poll" => {
@@ -899,6 +902,19 @@ impl<'a> Checker<'a> {
             output_locals: kind.output_locals(),
             provided_outputs: kind.provided_outputs(&spec_config_for_outputs),
         })
+    }
+
+    /// A bare expression (`if`, `until`); `{{ expr }}` is accepted as the same expression.
+    fn condition(&mut self, value: &Node, field: &str) -> Option<String> {
+        let text = self.scalar_text(value, field)?;
+        let expression = strip_braces(&text).to_owned();
+        match self.templates.expression_variables(&expression) {
+            Ok(_) => Some(expression),
+            Err(problem) => {
+                self.error(value.position, field, format!("malformed condition `{text}`: {problem}"));
+                None
+            }
+        }
     }
 
     fn poll(&mut self, node: &Node, field: &str, templates: &mut Vec<TemplateSite>) -> Option<PollPolicy> {

@@ -269,6 +269,15 @@ pub struct ScheduleSpec {
     pub overlap: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up: Option<String>,
+    /// A fire that would start later than this after its time is dropped (with the reason recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_deadline_ms: Option<u64>,
+    /// No fire while a run this entry started is escalated and not acknowledged (`runbook ack`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause_while_escalated: bool,
+    /// No fire for this long after a run this entry started escalated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_ms: Option<u64>,
 }
 
 #[cfg(test)]

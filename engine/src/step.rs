@@ -180,6 +180,20 @@ pub trait StepKind: Send + Sync + 'static {
 
     /// Executes one attempt. Must return promptly once `request.cancel` fires, having stopped what it started.
     async fn execute(&self, request: StepRequest) -> StepResult;
+
+    /// Stops whatever an attempt that a dead process started may have left running.
+    ///
+    /// Called when a run is taken up (resumed) for every step found started without a result, before any
+    /// step runs again; `artifacts` is that attempt's artifact prefix (see [`attempt_artifacts_prefix`]),
+    /// where the kind may have recorded what it started. It may block briefly. The default does nothing.
+    fn reap_orphan(&self, artifacts: &std::path::Path) {
+        let _ = artifacts;
+    }
+}
+
+/// Where an attempt's artifacts live, relative to the store: `artifacts/RUN/STEP.ATTEMPT`, then `.NAME`.
+pub fn attempt_artifacts_prefix(run: RunId, step: &StepId, attempt: Attempt) -> String {
+    format!("artifacts/{run}/{step}.{attempt}")
 }
 
 /// The step kinds a workflow may use, built by the caller and handed to the engine.

@@ -182,6 +182,72 @@ impl Templates {
         let compiled = self.text.compile_expression(expression).map_err(|e| problem(&e))?;
         Ok(compiled.undeclared_variables(true).into_iter().collect())
     }
+
+    /// The steps that `templates` (text) and `expressions` name as `steps.NAME`, or `None` when
+    /// one uses `steps` otherwise (as a whole, or with a computed name) or does not parse.
+    ///
+    /// A context that carries these steps (or every step, on `None`) evaluates the templates
+    /// exactly as the full context does, at a cost that does not grow with the run's length.
+    pub fn named_steps<'a>(
+        &self,
+        templates: impl IntoIterator<Item = &'a str>,
+        expressions: impl IntoIterator<Item = &'a str>,
+    ) -> Option<BTreeSet<String>> {
+        let templates: Vec<&str> = templates.into_iter().collect();
+        let expressions: Vec<&str> = expressions.into_iter().collect();
+        let sources: Vec<&str> = templates.iter().chain(&expressions).copied().collect();
+        let mut variables = BTreeSet::new();
+        for template in templates {
+            // What `render_text` and `render_shell` return unrendered refers to nothing.
+            if template.contains("{{") || template.contains("{%") {
+                variables.extend(self.template_variables(template).ok()?);
+            }
+        }
+        for expression in expressions {
+            variables.extend(self.expression_variables(expression).ok()?);
+        }
+        let mut steps = BTreeSet::new();
+        for variable in &variables {
+            let mut parts = variable.split('.');
+            if parts.next() == Some("steps") {
+                steps.insert(parts.next()?.to_owned());
+            }
+        }
+        // minijinja's list misses variables in some places (inside a filter's
+        // arguments, for one), so the text itself is read too: every `steps`
+        // must be followed by `.NAME`, else the whole context is needed.
+        for source in sources {
+            steps.extend(steps_named_in(source)?);
+        }
+        Some(steps)
+    }
+}
+
+/// The step names a template or expression text refers to as `steps.NAME`;
+/// `None` when it uses `steps` any other way (`steps[name]`, `steps | tojson`).
+fn steps_named_in(source: &str) -> Option<BTreeSet<String>> {
+    let bytes = source.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut names = BTreeSet::new();
+    let mut from = 0;
+    while let Some(found) = source[from..].find("steps") {
+        let start = from + found;
+        let end = start + "steps".len();
+        from = end;
+        let standalone = (start == 0 || !is_ident(bytes[start - 1]) && bytes[start - 1] != b'.')
+            && (end == bytes.len() || !is_ident(bytes[end]));
+        if !standalone {
+            continue;
+        }
+        let rest = source[end..].trim_start();
+        let name: String =
+            rest.strip_prefix('.')?.trim_start().bytes().take_while(|&b| is_ident(b)).map(char::from).collect();
+        if name.is_empty() {
+            return None;
+        }
+        names.insert(name);
+    }
+    Some(names)
 }
 
 /// `{{ expr }}` with nothing around it, returning `expr`.
@@ -238,6 +304,24 @@ mod tests {
         assert_eq!(t.eval_value("n={{ steps.a.outputs.n }}", &ctx).expect("value"), json!("n=3"));
         assert!(t.eval_value("{{ steps.a.outputs.missing }}", &ctx).is_err());
         assert!(t.eval_condition("steps.a.outcome ==", &ctx).is_err());
+    }
+
+    #[test]
+    fn named_steps_are_those_a_context_must_carry() {
+        let t = Templates::new();
+        let named = |templates: &[&str], expressions: &[&str]| {
+            t.named_steps(templates.iter().copied(), expressions.iter().copied())
+                .map(|steps| steps.into_iter().collect::<Vec<_>>())
+        };
+        let some = |names: &[&str]| Some(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>());
+        assert_eq!(
+            named(&["echo {{ steps.a.outputs.x }} {{ inputs.y }}"], &["steps.b.outcome == 'success'"]),
+            some(&["a", "b"])
+        );
+        assert_eq!(named(&["plain text", "{{ inputs.y }}"], &[]), some(&[]));
+        assert_eq!(named(&["{{ steps | tojson }}"], &[]), None);
+        assert_eq!(named(&[], &["steps[inputs.name].outcome == 'success'"]), None);
+        assert_eq!(named(&["{{ unclosed"], &[]), None);
     }
 
     #[test]

@@ -66,6 +66,10 @@ impl StepKind for ApprovalKind {
                     }
                     _ => check.error(value.position, "approvers", "expected a list of login names"),
                 },
+                "timeout" if matches!(&value.value, Value::String(t) if t.contains("{{")) => {
+                    // Rendered when the step runs.
+                    json.insert("timeout".to_owned(), value.to_json());
+                }
                 "timeout" => match value.scalar_text().map(|t| parse_duration(&t)) {
                     Some(Ok(duration)) if !duration.is_zero() => {
                         json.insert("timeout_ms".to_owned(), serde_json::Value::from(duration.as_millis() as u64));
@@ -103,8 +107,22 @@ impl StepKind for ApprovalKind {
             Ok(prompt) => prompt,
             Err(problem) => return StepResult::failed(format!("cannot render the prompt: {problem}")),
         };
-        let timeout =
-            request.config.get("timeout_ms").and_then(|t| t.as_u64()).map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+        let timeout = match request.config.get("timeout").and_then(|t| t.as_str()) {
+            Some(template) => {
+                let rendered = match request.templates.render_text(template, &request.context) {
+                    Ok(text) => text,
+                    Err(problem) => return StepResult::failed(format!("cannot render the timeout: {problem}")),
+                };
+                match parse_duration(&rendered) {
+                    Ok(duration) if !duration.is_zero() => duration,
+                    Ok(_) => return StepResult::failed("the approval timeout is 0s"),
+                    Err(message) => return StepResult::failed(format!("timeout: {message}")),
+                }
+            }
+            None => {
+                request.config.get("timeout_ms").and_then(|t| t.as_u64()).map_or(DEFAULT_TIMEOUT, Duration::from_millis)
+            }
+        };
         let approve_on_timeout = request.config.get("on_timeout").and_then(|t| t.as_str()) == Some("approve");
         let deadline = request.first_started_at + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
         let mut values = serde_json::Map::new();

@@ -3,6 +3,7 @@
 //! registry with [`registry`]; nothing registers itself.
 
 pub mod approval;
+pub mod bundle;
 pub mod http;
 mod net;
 pub mod ping;
@@ -22,5 +23,6 @@ pub fn registry() -> Registry {
         .with(tcp::TcpKind)
         .with(ping::PingKind)
         .with(workflow::WorkflowKind)
+        .with(bundle::BundleKind)
         .with(approval::ApprovalKind)
 }

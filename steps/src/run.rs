@@ -5,17 +5,45 @@
 //! templates; stdout and stderr are captured (capped) into artifacts; the
 //! step's `outputs` templates see `stdout` (trimmed), `json` (stdout parsed,
 //! when it is JSON) and `exit_code`.
+//!
+//! When the engine dies (SIGKILL, OOM), what a step started must not run on
+//! unseen. Three layers, each covering what the one before cannot:
+//! - bash gets SIGKILL from the kernel when the engine dies (parent-death
+//!   signal, `PR_SET_PDEATHSIG`);
+//! - a guard process in the step's process group (`bash -c 'read; kill -KILL 0'`)
+//!   reads a pipe whose other end only the engine holds: when the engine dies,
+//!   the read ends and the guard kills the whole group, grandchildren included,
+//!   which the parent-death signal does not reach;
+//! - right after spawning, the step records its process group in
+//!   `STORE/artifacts/RUN/STEP.ATTEMPT.pgid`; a resumed run reaps an orphaned
+//!   attempt's group ([`StepKind::reap_orphan`]) before anything runs again, if
+//!   that group is still the step's (same leader start time, or members that
+//!   carry the attempt's `RUNBOOK_*` variables).
+//!
+//! A process that leaves the group on purpose (`setsid`) escapes all three.
 
 use async_trait::async_trait;
-use runbook_engine::step::{ConfigCheck, StepKind, StepRequest, StepResult};
+use runbook_engine::step::{ConfigCheck, StepKind, StepRequest, StepResult, attempt_artifacts_prefix};
 use runbook_engine::yaml::{Node, Value};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 /// How long a step's processes get between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// The guard: waits for the engine's end of the pipe on its stdin to close (the engine
+/// never writes, so that happens only when the engine dies or the step ends), then kills
+/// its process group, the step's.
+const GUARD_SCRIPT: &str = "read -r _; kill -KILL 0";
+
+/// The guard's `$0`, so that `ps` says what it is.
+const GUARD_NAME: &str = "runbook-step-guard";
+
+/// How long reaping an orphaned group waits for its processes to vanish.
+const REAP_WAIT: Duration = Duration::from_secs(3);
 
 /// The `run` step kind.
 pub struct RunKind;
@@ -60,6 +88,18 @@ impl StepKind for RunKind {
         };
         run_script(&script, &request).await
     }
+
+    fn reap_orphan(&self, artifacts: &Path) {
+        let record = group_record_path(artifacts);
+        let Ok(text) = std::fs::read_to_string(&record) else { return };
+        match GroupRecord::parse(&text) {
+            Some(group) => group.reap(),
+            None => {
+                tracing::warn!(record = %record.display(), "cannot read the process group record of an orphaned step")
+            }
+        }
+        let _ = std::fs::remove_file(&record);
+    }
 }
 
 async fn run_script(script: &str, request: &StepRequest) -> StepResult {
@@ -86,11 +126,15 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
         // a timeout or cancel can signal the whole group, grandchildren included.
         .process_group(0)
         .kill_on_drop(true);
+    die_with_engine(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return StepResult::failed(format!("cannot start bash: {e}")),
     };
     let pid = child.id();
+    let record = pid.and_then(|pid| record_group(pid, request));
+    // Held until the step is over: the guard kills the group when this end closes.
+    let guard = pid.and_then(|pid| spawn_guard(pid, request));
     let cap = request.artifacts.cap_bytes();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -108,9 +152,18 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
             child.wait().await
         }
     };
-    // Grandchildren may still hold the pipes open; they share the group, so stop them too.
+    // Grandchildren may still hold the pipes open; they share the group, so stop them too
+    // (the guard with them).
     if let Some(pid) = pid {
         let _ = signal_group(pid, rustix::process::Signal::KILL);
+    }
+    if let Some((mut guard, engine_end)) = guard {
+        drop(engine_end);
+        let _ = guard.wait().await;
+    }
+    if let Some(record) = record {
+        // The group is gone: nothing for a resume to reap.
+        let _ = std::fs::remove_file(record);
     }
     let (out, out_dropped) = out_task.await.unwrap_or_default();
     let (err, err_dropped) = err_task.await.unwrap_or_default();
@@ -172,6 +225,237 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
     StepResult { values, error: None, exit_code, artifacts, notes: Vec::new() }
 }
 
+/// Has the kernel send SIGKILL to bash when the engine dies.
+///
+/// The parent-death signal fires when the *thread* that forked exits, not the process: steps
+/// are spawned from tokio's worker threads, which live as long as the runtime, so it fires
+/// when the engine dies or shuts down. (A step spawned from a short-lived thread, such as
+/// `spawn_blocking`'s, would be killed when that thread exits.)
+fn die_with_engine(command: &mut Command) {
+    let engine = rustix::process::getpid();
+    // SAFETY: `pre_exec` runs the closure in the forked child before `exec`, where only
+    // async-signal-safe operations are allowed. The closure makes two raw syscalls through
+    // rustix's linux_raw backend, `prctl(PR_SET_PDEATHSIG)` and `getppid`, and on failure
+    // builds an `io::Error` from an errno, which does not allocate; it takes no lock and
+    // touches no memory shared with other threads (it captures a `Pid` by value).
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // The engine may have died between fork and prctl, and then no signal comes.
+            if rustix::process::getppid() != Some(engine) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Starts the guard in the step's process group (see the module doc). `None` (logged) when
+/// it cannot start: the parent-death signal and the reaping on resume still hold.
+fn spawn_guard(pgid: u32, request: &StepRequest) -> Option<(tokio::process::Child, std::io::PipeWriter)> {
+    let started = (|| {
+        let (guard_end, engine_end) = std::io::pipe()?;
+        let mut guard = Command::new("bash");
+        guard
+            .arg("-c")
+            .arg(GUARD_SCRIPT)
+            .arg(GUARD_NAME)
+            // `read` and `kill` are builtins: nothing from the environment is needed (BASH_ENV
+            // would even run a file).
+            .env_clear()
+            .stdin(Stdio::from(guard_end))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(i32::try_from(pgid).map_err(std::io::Error::other)?)
+            .kill_on_drop(true);
+        if let Some(dir) = &request.working_dir {
+            guard.current_dir(dir);
+        }
+        Ok::<_, std::io::Error>((guard.spawn()?, engine_end))
+    })();
+    match started {
+        Ok(guard) => Some(guard),
+        Err(error) => {
+            // EPERM: bash ended and its group with it before the guard could join.
+            tracing::debug!(%error, step = %request.step, "cannot start the step's guard");
+            None
+        }
+    }
+}
+
+/// The file recording an attempt's process group: `STORE/artifacts/RUN/STEP.ATTEMPT.pgid`.
+fn group_record_path(artifacts: &Path) -> PathBuf {
+    let mut path = artifacts.as_os_str().to_owned();
+    path.push(".pgid");
+    PathBuf::from(path)
+}
+
+/// Records the step's process group for a later resume to reap, and returns the file.
+///
+/// Not synced: it matters only if the engine dies while this machine keeps running; a
+/// crash of the machine ends the group too.
+fn record_group(pgid: u32, request: &StepRequest) -> Option<PathBuf> {
+    let leader = ProcessInfo::read(pgid)?;
+    let record = GroupRecord {
+        pgid,
+        leader_start: leader.start,
+        boot_id: boot_id(),
+        marker: AttemptMarker {
+            run: request.run_id.to_string(),
+            step: request.step.to_string(),
+            attempt: request.attempt.to_string(),
+        },
+    };
+    let prefix =
+        request.history.store_dir().join(attempt_artifacts_prefix(request.run_id, &request.step, request.attempt));
+    let path = group_record_path(&prefix);
+    let written =
+        path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, record.to_line()));
+    match written {
+        Ok(()) => Some(path),
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "cannot record the step's process group");
+            None
+        }
+    }
+}
+
+/// The `RUNBOOK_*` variables every process of an attempt inherits from its bash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AttemptMarker {
+    run: String,
+    step: String,
+    attempt: String,
+}
+
+impl AttemptMarker {
+    /// Whether a process's environment (`/proc/PID/environ`) carries this attempt's variables.
+    fn matches_environ(&self, environ: &[u8]) -> bool {
+        let wanted = [
+            format!("RUNBOOK_RUN_ID={}", self.run),
+            format!("RUNBOOK_STEP={}", self.step),
+            format!("RUNBOOK_ATTEMPT={}", self.attempt),
+        ];
+        wanted.iter().all(|entry| environ.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
+    }
+}
+
+/// What a step recorded of its process group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GroupRecord {
+    pgid: u32,
+    /// The leader's (bash's) start time, in clock ticks since boot (`/proc/PID/stat` field 22).
+    leader_start: u64,
+    /// Start times count from boot: after a reboot they mean nothing (nor does the group).
+    boot_id: String,
+    marker: AttemptMarker,
+}
+
+impl GroupRecord {
+    fn to_line(&self) -> String {
+        format!(
+            "pgid={} start={} boot={} run={} step={} attempt={}\n",
+            self.pgid, self.leader_start, self.boot_id, self.marker.run, self.marker.step, self.marker.attempt
+        )
+    }
+
+    fn parse(text: &str) -> Option<GroupRecord> {
+        let mut fields = std::collections::HashMap::new();
+        for pair in text.split_whitespace() {
+            let (key, value) = pair.split_once('=')?;
+            fields.insert(key, value);
+        }
+        Some(GroupRecord {
+            pgid: fields.get("pgid")?.parse().ok()?,
+            leader_start: fields.get("start")?.parse().ok()?,
+            boot_id: (*fields.get("boot")?).to_owned(),
+            marker: AttemptMarker {
+                run: (*fields.get("run")?).to_owned(),
+                step: (*fields.get("step")?).to_owned(),
+                attempt: (*fields.get("attempt")?).to_owned(),
+            },
+        })
+    }
+
+    /// Kills the group if it still exists and is still the step's, and waits for it to go.
+    fn reap(&self) {
+        if self.boot_id != boot_id() {
+            return;
+        }
+        let members = group_members(self.pgid);
+        if !members.iter().any(|p| !p.zombie) || !self.is_ours(&members) {
+            return;
+        }
+        tracing::info!(pgid = self.pgid, step = %self.marker.step, "stopping what an orphaned step left running");
+        let _ = signal_group(self.pgid, rustix::process::Signal::KILL);
+        let deadline = Instant::now() + REAP_WAIT;
+        while group_members(self.pgid).iter().any(|p| !p.zombie) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The group is the step's when its leader is the process recorded (same start time; a
+    /// zombie counts, as bash stays one when nobody reaps it), or, with the leader gone, when
+    /// a live member carries the attempt's variables and started after the leader. A pgid is
+    /// not reused while any process of the group lives, so a leader with another start time
+    /// means the step's group is gone.
+    fn is_ours(&self, members: &[ProcessInfo]) -> bool {
+        if let Some(leader) = members.iter().find(|p| p.pid == self.pgid) {
+            return leader.start == self.leader_start;
+        }
+        members.iter().any(|p| {
+            !p.zombie
+                && p.start >= self.leader_start
+                && std::fs::read(format!("/proc/{}/environ", p.pid)).is_ok_and(|env| self.marker.matches_environ(&env))
+        })
+    }
+}
+
+/// What `/proc/PID/stat` says of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProcessInfo {
+    pid: u32,
+    pgid: u32,
+    start: u64,
+    zombie: bool,
+}
+
+impl ProcessInfo {
+    fn read(pid: u32) -> Option<ProcessInfo> {
+        ProcessInfo::parse(pid, &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    /// Fields after the command name, which is in parentheses and may hold spaces: state (3),
+    /// ppid (4), pgrp (5), ..., starttime (22).
+    fn parse(pid: u32, stat: &str) -> Option<ProcessInfo> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(ProcessInfo {
+            pid,
+            pgid: fields.get(2)?.parse().ok()?,
+            start: fields.get(19)?.parse().ok()?,
+            zombie: *fields.first()? == "Z",
+        })
+    }
+}
+
+/// Every process (zombies included) whose process group is `pgid`.
+fn group_members(pgid: u32) -> Vec<ProcessInfo> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(ProcessInfo::read)
+        .filter(|p| p.pgid == pgid)
+        .collect()
+}
+
+/// This boot's id; empty where the kernel does not say.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|id| id.trim().to_owned()).unwrap_or_default()
+}
+
 fn truncate(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         return text.to_owned();
@@ -215,4 +499,103 @@ async fn capture<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize) -> (Vec<u8
         }
     }
     (kept, dropped)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt as _;
+
+    fn marker() -> AttemptMarker {
+        AttemptMarker { run: "7".to_owned(), step: "probe".to_owned(), attempt: "2".to_owned() }
+    }
+
+    #[test]
+    fn a_group_record_round_trips_and_rejects_garbage() {
+        let record = GroupRecord { pgid: 4242, leader_start: 99, boot_id: "b-1".to_owned(), marker: marker() };
+        assert_eq!(GroupRecord::parse(&record.to_line()), Some(record));
+        assert_eq!(GroupRecord::parse("pgid=1 start=x boot=b run=1 step=s attempt=1"), None);
+        assert_eq!(GroupRecord::parse("pgid=1"), None);
+        assert_eq!(GroupRecord::parse(""), None);
+    }
+
+    #[test]
+    fn stat_lines_parse_past_a_command_name_with_spaces_and_parentheses() {
+        let stat = "123 (a (b) c) S 1 456 456 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 98765 1000 100";
+        let info = ProcessInfo::parse(123, stat).unwrap();
+        assert_eq!(info, ProcessInfo { pid: 123, pgid: 456, start: 98765, zombie: false });
+        let zombie = "9 (sleep) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0";
+        assert!(ProcessInfo::parse(9, zombie).unwrap().zombie);
+        assert_eq!(ProcessInfo::parse(9, "9 (sleep) S 1"), None);
+    }
+
+    #[test]
+    fn the_marker_matches_only_whole_variables() {
+        let environ = b"PATH=/bin\0RUNBOOK_RUN_ID=7\0RUNBOOK_STEP=probe\0RUNBOOK_ATTEMPT=2\0";
+        assert!(marker().matches_environ(environ));
+        assert!(!marker().matches_environ(b"RUNBOOK_RUN_ID=77\0RUNBOOK_STEP=probe\0RUNBOOK_ATTEMPT=2\0"));
+        assert!(!marker().matches_environ(b"RUNBOOK_RUN_ID=7\0RUNBOOK_STEP=probe\0"));
+    }
+
+    #[track_caller]
+    fn check_ours(members: &[(u32, u64, bool)], expected: bool) {
+        let record = GroupRecord { pgid: 100, leader_start: 50, boot_id: String::new(), marker: marker() };
+        let members: Vec<ProcessInfo> =
+            members.iter().map(|&(pid, start, zombie)| ProcessInfo { pid, pgid: 100, start, zombie }).collect();
+        assert_eq!(record.is_ours(&members), expected, "{members:?}");
+    }
+
+    #[test]
+    fn a_group_is_ours_only_with_its_recorded_leader() {
+        check_ours(&[(100, 50, false), (101, 60, false)], true);
+        // bash left as a zombie nobody reaps still names the group.
+        check_ours(&[(100, 50, true), (101, 60, false)], true);
+        // Another process took the pgid after the step's group ended.
+        check_ours(&[(100, 51, false)], false);
+        // Without the leader, members must carry the attempt's variables: these pids do not exist.
+        check_ours(&[(u32::MAX - 1, 60, false)], false);
+    }
+
+    /// The pids of live processes in a group.
+    fn live(pgid: u32) -> Vec<u32> {
+        group_members(pgid).into_iter().filter(|p| !p.zombie).map(|p| p.pid).collect()
+    }
+
+    #[test]
+    fn reaping_kills_what_a_dead_leader_left_in_its_group() {
+        let mut bash = std::process::Command::new("bash")
+            .arg("-c")
+            .arg("sleep 60 & sleep 60")
+            .env("RUNBOOK_RUN_ID", "7")
+            .env("RUNBOOK_STEP", "probe")
+            .env("RUNBOOK_ATTEMPT", "2")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = bash.id();
+        let leader = ProcessInfo::read(pgid).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while live(pgid).len() < 3 {
+            assert!(Instant::now() < deadline, "the sleeps never started: {:?}", live(pgid));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The leader dies as bash does when the engine dies; its children stay behind.
+        bash.kill().unwrap();
+        bash.wait().unwrap();
+        assert_eq!(live(pgid).len(), 2, "the sleeps outlive bash");
+
+        let other = GroupRecord {
+            pgid,
+            leader_start: leader.start,
+            boot_id: boot_id(),
+            marker: AttemptMarker { attempt: "3".to_owned(), ..marker() },
+        };
+        other.reap();
+        assert_eq!(live(pgid).len(), 2, "another attempt's record must not kill this group");
+
+        let record = GroupRecord { pgid, leader_start: leader.start, boot_id: boot_id(), marker: marker() };
+        record.reap();
+        assert_eq!(live(pgid), Vec::<u32>::new(), "reaped");
+    }
 }

@@ -14,6 +14,12 @@
 //! file through a handle of our own.
 //!
 //! A failed flush fails every later one too, until the store is reopened.
+//! So does a failed write ([`GroupCommit::poison`]): sled 0.34.7 can leave
+//! its log unflushable after an IO error inside a write (measured: when
+//! writing a blob hits ENOSPC, the writer's claim on the log buffer is never
+//! released, and every later `flush` waits forever). Poisoning completes
+//! the waiting batches with the error at once, and a poisoned store neither
+//! flushes at shutdown nor waits for a flusher that may be stuck in sled.
 //! sled itself refuses all writes after an IO error in its log (measured:
 //! after ENOSPC, freeing space does not help; reopening does, with every
 //! acknowledged record intact). And after a failed `fdatasync` the kernel
@@ -48,6 +54,11 @@ pub(crate) struct GroupCommit {
 struct State {
     /// The batch the next flush will complete; `None` when nobody waits.
     pending: Option<Arc<Batch>>,
+    /// The batch whose flush is running, so that [`GroupCommit::poison`]
+    /// can release its waiters if that flush never returns.
+    flushing: Option<Arc<Batch>>,
+    /// The first failed flush or write; once set, nothing is flushed any more.
+    failed: Option<Arc<FlushFailure>>,
     shutdown: bool,
 }
 
@@ -74,6 +85,13 @@ struct FlushError {
     earlier: bool,
 }
 
+impl Batch {
+    fn new() -> Batch {
+        let (finished, _) = watch::channel(false);
+        Batch { outcome: OnceLock::new(), finished }
+    }
+}
+
 /// A writer's claim on the flush that will make its write durable.
 pub(crate) struct Ticket {
     commit: Arc<GroupCommit>,
@@ -88,14 +106,13 @@ impl GroupCommit {
         dir: PathBuf,
     ) -> io::Result<(Arc<GroupCommit>, std::thread::JoinHandle<()>)> {
         let commit = Arc::new(GroupCommit {
-            state: Mutex::new(State { pending: None, shutdown: false }),
+            state: Mutex::new(State { pending: None, flushing: None, failed: None, shutdown: false }),
             work: Condvar::new(),
             done: Condvar::new(),
             context: format!("flushing store {}", dir.display()),
             flushes: AtomicU64::new(0),
         });
-        let mut flusher =
-            Flusher { db, db_file, blobs_dir: dir.join("blobs"), synced_blobs: HashSet::new(), failed: None };
+        let mut flusher = Flusher { db, db_file, blobs_dir: dir.join("blobs"), synced_blobs: HashSet::new() };
         let thread_commit = Arc::clone(&commit);
         let thread = std::thread::Builder::new()
             .name("runbook-storage-flush".to_owned())
@@ -108,13 +125,14 @@ impl GroupCommit {
     /// will cover that write.
     pub(crate) fn ticket(self: &Arc<Self>) -> Ticket {
         let mut state = self.lock();
-        let batch = state
-            .pending
-            .get_or_insert_with(|| {
-                let (finished, _) = watch::channel(false);
-                Arc::new(Batch { outcome: OnceLock::new(), finished })
-            })
-            .clone();
+        if let Some(failure) = state.failed.clone() {
+            // Nothing will be flushed any more: fail the ticket at once.
+            drop(state);
+            let batch = Arc::new(Batch::new());
+            self.complete(&batch, Err(FlushError { failure, earlier: true }));
+            return Ticket { commit: Arc::clone(self), batch };
+        }
+        let batch = state.pending.get_or_insert_with(|| Arc::new(Batch::new())).clone();
         drop(state);
         self.work.notify_one();
         Ticket { commit: Arc::clone(self), batch }
@@ -123,6 +141,34 @@ impl GroupCommit {
     /// How many flushes have completed, successful or not.
     pub(crate) fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Marks the store as failed after a write that sled reported as failed:
+    /// every waiting and later ticket fails with `error`, now, even if a
+    /// flush already running never returns. Only the first failure is kept.
+    pub(crate) fn poison(&self, error: &StorageError) {
+        let failure = match error {
+            StorageError::Io { source, .. } => FlushFailure::Io(copy_io_error(source)),
+            other => FlushFailure::Backend(other.to_string()),
+        };
+        let mut state = self.lock();
+        if state.failed.is_some() {
+            return;
+        }
+        tracing::error!(error = ?failure, "{}: a write failed, no further writes are made durable", self.context);
+        let failure = Arc::new(failure);
+        state.failed = Some(Arc::clone(&failure));
+        let waiting: Vec<Arc<Batch>> = state.pending.take().into_iter().chain(state.flushing.take()).collect();
+        drop(state);
+        for batch in waiting {
+            self.complete(&batch, Err(FlushError { failure: Arc::clone(&failure), earlier: true }));
+        }
+    }
+
+    /// Whether a flush or a write has failed: the flusher may then be stuck
+    /// inside sled, and must not be waited for.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.lock().failed.is_some()
     }
 
     /// Asks the flusher to complete what is pending, do a last flush and stop.
@@ -138,10 +184,12 @@ impl GroupCommit {
     }
 
     fn complete(&self, batch: &Batch, outcome: Result<(), FlushError>) {
+        // The flusher completes a batch after taking it out of `pending`;
+        // `poison` may have completed it first, and then the first outcome stays.
+        if batch.outcome.set(outcome).is_err() {
+            return;
+        }
         self.flushes.fetch_add(1, Ordering::Relaxed);
-        // Only the flusher completes a batch, once, after taking it out of
-        // `pending`; so `set` cannot find a value already there.
-        let _ = batch.outcome.set(outcome);
         batch.finished.send_replace(true);
         // Taking the lock orders this wake-up after any blocking waiter's
         // check of `outcome`, so none sleeps through it.
@@ -203,40 +251,41 @@ struct Flusher {
     /// Blob files already synced; starts empty so that the first flush also
     /// syncs blobs a previous, killed process left only in the page cache.
     synced_blobs: HashSet<OsString>,
-    /// The first flush failure; once set, nothing is flushed any more.
-    failed: Option<Arc<FlushFailure>>,
 }
 
 impl Flusher {
     fn run(&mut self, commit: &GroupCommit) {
         loop {
-            let batch = {
+            let (batch, failed) = {
                 let mut state = commit.lock();
                 loop {
                     if let Some(batch) = state.pending.take() {
-                        break Some(batch);
+                        state.flushing = Some(Arc::clone(&batch));
+                        break (Some(batch), state.failed.clone());
                     }
                     if state.shutdown {
-                        break None;
+                        break (None, state.failed.clone());
                     }
                     state = commit.work.wait(state).unwrap_or_else(PoisonError::into_inner);
                 }
             };
             let Some(batch) = batch else { break };
-            let outcome = match &self.failed {
-                Some(failure) => Err(FlushError { failure: Arc::clone(failure), earlier: true }),
+            let outcome = match failed {
+                Some(failure) => Err(FlushError { failure, earlier: true }),
                 None => self.flush().map_err(|failure| {
                     tracing::error!(error = ?failure, "{}", commit.context);
                     let failure = Arc::new(failure);
-                    self.failed = Some(Arc::clone(&failure));
+                    let mut state = commit.lock();
+                    state.failed.get_or_insert_with(|| Arc::clone(&failure));
                     FlushError { failure, earlier: false }
                 }),
             };
+            commit.lock().flushing = None;
             commit.complete(&batch, outcome);
         }
         // Writes made without waiting (`kv_put_unsynced`) get the same
         // treatment as the rest on a clean shutdown.
-        if self.failed.is_none()
+        if !commit.is_poisoned()
             && let Err(failure) = self.flush()
         {
             tracing::warn!(error = ?failure, "{} at shutdown", commit.context);
@@ -330,6 +379,31 @@ mod tests {
                 );
             }
             other => panic!("expected the later flush to fail, got {other:?}"),
+        }
+        commit.shut_down();
+        flusher.join().unwrap();
+    }
+
+    #[test]
+    fn a_poisoned_store_fails_waiting_and_later_tickets_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
+        let db_file = File::open(dir.path().join("db")).unwrap();
+        let (commit, flusher) = GroupCommit::start(db.clone(), db_file, dir.path().to_path_buf()).unwrap();
+        db.insert(b"key", b"value").unwrap();
+        commit.ticket().wait().unwrap();
+
+        let full = StorageError::Io { context: "appending".to_owned(), source: io::Error::from_raw_os_error(28) };
+        commit.poison(&full);
+        assert!(commit.is_poisoned());
+        // A second failure does not replace the first.
+        commit.poison(&StorageError::Io { context: "again".to_owned(), source: io::Error::from_raw_os_error(5) });
+        match commit.ticket().wait() {
+            Err(StorageError::Io { context, source }) => {
+                assert!(context.ends_with("which failed earlier and must be reopened"), "{context}");
+                assert_eq!(source.raw_os_error(), Some(28));
+            }
+            other => panic!("expected the ticket to fail, got {other:?}"),
         }
         commit.shut_down();
         flusher.join().unwrap();

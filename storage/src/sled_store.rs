@@ -201,7 +201,7 @@ impl SledStore {
             },
             TransactionError::Abort(AppendAbort::BadHead { len }) => self.bad_head(stream, len),
             TransactionError::Storage(error) => {
-                StorageError::from_sled(self.context_for(stream, "appending to"), error)
+                self.write_failed(StorageError::from_sled(self.context_for(stream, "appending to"), error))
             }
         })?;
         // After the transaction, never before: the ticket's flush must start
@@ -243,6 +243,13 @@ impl SledStore {
         format!("{action} key/value namespace {ns} in store {}", self.inner.path.display())
     }
 
+    /// A write sled reported as failed may leave its log unflushable (see
+    /// `commit`): no later write is made durable until the store is reopened.
+    fn write_failed(&self, error: StorageError) -> StorageError {
+        self.inner.commit.poison(&error);
+        error
+    }
+
     /// Waits for a flush covering the writes made so far.
     fn sync(&self) -> Result<()> {
         self.inner.commit.ticket().wait()
@@ -259,6 +266,14 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.commit.shut_down();
         let flusher = self.flusher.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        if self.commit.is_poisoned() {
+            // sled flushes when its last handle is dropped, and after a
+            // failed write that flush may wait forever (see `commit`), as
+            // may the flusher thread: keep the handles alive and let it go.
+            // The store is unusable until reopened anyway.
+            std::mem::forget((self.db.clone(), self.events.clone(), self.heads.clone(), self.meta.clone()));
+            return;
+        }
         if let Some(flusher) = flusher
             && flusher.join().is_err()
         {
@@ -326,7 +341,7 @@ impl EventLog for SledStore {
             })?;
             let swapped = meta
                 .compare_and_swap(LAST_STREAM_ID_KEY, current, Some(&id.to_be_bytes()[..]))
-                .map_err(|e| StorageError::from_sled(context(), e))?;
+                .map_err(|e| self.write_failed(StorageError::from_sled(context(), e)))?;
             if swapped.is_ok() {
                 break id;
             }
@@ -362,7 +377,9 @@ impl EventLog for SledStore {
                     message: "unexpected abort".to_owned(),
                 }
             }
-            TransactionError::Storage(error) => StorageError::from_sled(self.context_for(stream, "deleting"), error),
+            TransactionError::Storage(error) => {
+                self.write_failed(StorageError::from_sled(self.context_for(stream, "deleting"), error))
+            }
         })?;
         if deleted { self.sync() } else { Ok(()) }
     }
@@ -424,12 +441,16 @@ impl KvState for SledStore {
     }
 
     fn kv_put_unsynced(&self, ns: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        self.kv_tree(ns)?.insert(key, value).map_err(|e| StorageError::from_sled(self.kv_context("writing", ns), e))?;
+        self.kv_tree(ns)?
+            .insert(key, value)
+            .map_err(|e| self.write_failed(StorageError::from_sled(self.kv_context("writing", ns), e)))?;
         Ok(())
     }
 
     fn kv_delete(&self, ns: &str, key: &[u8]) -> Result<()> {
-        self.kv_tree(ns)?.remove(key).map_err(|e| StorageError::from_sled(self.kv_context("deleting from", ns), e))?;
+        self.kv_tree(ns)?
+            .remove(key)
+            .map_err(|e| self.write_failed(StorageError::from_sled(self.kv_context("deleting from", ns), e)))?;
         self.sync()
     }
 
@@ -443,7 +464,7 @@ impl KvState for SledStore {
         let swapped = self
             .kv_tree(ns)?
             .compare_and_swap(key, old, new)
-            .map_err(|e| StorageError::from_sled(self.kv_context("writing", ns), e))?;
+            .map_err(|e| self.write_failed(StorageError::from_sled(self.kv_context("writing", ns), e)))?;
         match swapped {
             Ok(()) => self.sync().map(Ok),
             Err(mismatch) => Ok(Err(mismatch.current.map(|current| current.to_vec()))),

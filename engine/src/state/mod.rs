@@ -27,6 +27,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::event::{Event, EventKind, Outputs, ParentRef, RunStarted};
@@ -196,6 +197,9 @@ pub struct RunState {
     pub outputs: Outputs,
     /// What the run did to escalate, and whether someone acknowledged it.
     pub escalation: Escalation,
+    /// Position of each step in `workflow.steps`: events and needs name steps, and a
+    /// linear search per lookup made a fold and each `decide` quadratic in the steps.
+    step_indices: Arc<HashMap<StepId, usize>>,
 }
 
 /// The escalation facts of a run.
@@ -237,6 +241,11 @@ impl RunState {
             });
         };
         let RunStarted { workflow, source_hash, source_path, inputs, parent } = started.as_ref();
+        let mut step_indices = HashMap::with_capacity(workflow.steps.len());
+        for (index, spec) in workflow.steps.iter().enumerate() {
+            // The first of a (never valid) duplicate id wins, as with a search from the start.
+            step_indices.entry(spec.id.clone()).or_insert(index);
+        }
         Ok(RunState {
             run_id,
             steps: workflow.steps.iter().map(|_| StepState::new()).collect(),
@@ -252,17 +261,34 @@ impl RunState {
             events: 1,
             outputs: Outputs::new(),
             escalation: Escalation::default(),
+            step_indices: Arc::new(step_indices),
         })
     }
 
     fn index(&self, step: &StepId) -> Result<usize, ApplyError> {
-        self.workflow.step_index(step).ok_or_else(|| ApplyError {
+        self.step_index(step).ok_or_else(|| ApplyError {
             message: format!("event names step `{step}`, which the workflow does not have"),
         })
     }
 
+    /// The position of a step in `workflow.steps` (and in `steps`), in constant time.
+    pub fn step_index(&self, id: &StepId) -> Option<usize> {
+        self.step_indices.get(id).copied()
+    }
+
     pub fn step(&self, id: &StepId) -> Option<&StepState> {
-        self.workflow.step_index(id).map(|i| &self.steps[i])
+        self.step_index(id).map(|i| &self.steps[i])
+    }
+
+    /// The positions of the steps `names`, ascending, for [`RunState::template_context_of`];
+    /// `None` (every step) when `names` is, or when one is not a step of the workflow.
+    pub fn step_positions(&self, names: Option<&BTreeSet<String>>) -> Option<Vec<usize>> {
+        let mut positions = Vec::with_capacity(names?.len());
+        for name in names? {
+            positions.push(self.step_index(&StepId::new(name).ok()?)?);
+        }
+        positions.sort_unstable();
+        Some(positions)
     }
 
     /// Folds one more event in.
@@ -445,11 +471,23 @@ impl RunState {
     /// The template context: `inputs`, `run`, `steps` with each finished step's outcome and
     /// outputs, and `failure.steps` (each failed step's id and error) for `on_failure` handlers.
     pub fn template_context(&self) -> serde_json::Value {
+        self.template_context_of(None)
+    }
+
+    /// The template context with `steps` limited to the steps at `only` (positions in
+    /// `workflow.steps`, ascending), or every step on `None`: enough for templates that
+    /// name those steps (see `Templates::named_steps`), and it does not grow with the run.
+    pub fn template_context_of(&self, only: Option<&[usize]>) -> serde_json::Value {
         let mut steps = serde_json::Map::new();
-        for (spec, state) in self.workflow.steps.iter().zip(&self.steps) {
+        let mut add = |index: usize| {
+            let (spec, state) = (&self.workflow.steps[index], &self.steps[index]);
             if let Some(outcome) = state.outcome() {
                 steps.insert(spec.id.to_string(), serde_json::json!({ "outcome": outcome, "outputs": state.outputs }));
             }
+        };
+        match only {
+            None => (0..self.steps.len()).for_each(&mut add),
+            Some(indices) => indices.iter().copied().filter(|&index| index < self.steps.len()).for_each(&mut add),
         }
         let failed: Vec<serde_json::Value> = self
             .workflow
@@ -476,7 +514,7 @@ impl RunState {
         now: DateTime<Utc>,
         jitter_seed: u64,
     ) -> Option<DateTime<Utc>> {
-        let i = self.workflow.step_index(step)?;
+        let i = self.step_index(step)?;
         let spec = &self.workflow.steps[i];
         let used = attempt.0.saturating_sub(self.steps[i].budget_start);
         (used < spec.retry.attempts).then(|| {
@@ -590,7 +628,6 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
     }
 
     let mut running = state.steps.iter().filter(|s| s.phase == StepPhase::Running).count();
-    let mut context: Option<serde_json::Value> = None;
     // The `on_failure` handler waits for every other step, and runs only when the run is failing.
     let main_done = workflow.steps.iter().zip(&state.steps).all(|(spec, s)| spec.handler || s.phase.is_terminal());
     let failing = !state.failed_steps().is_empty();
@@ -630,8 +667,11 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
                 let Some(readiness) = readiness(state, spec) else { continue };
                 let action = match &spec.condition {
                     Some(condition) => {
-                        let context = context.get_or_insert_with(|| state.template_context());
-                        match templates.eval_condition(condition, context) {
+                        // Only the steps the condition names: a context of every finished step
+                        // per decision made a long run quadratic.
+                        let named = templates.named_steps([], [condition.as_str()]);
+                        let context = state.template_context_of(state.step_positions(named.as_ref()).as_deref());
+                        match templates.eval_condition(condition, &context) {
                             Ok(true) => None,
                             Ok(false) => Some(Action::SkipStep {
                                 step: spec.id.clone(),
@@ -680,7 +720,7 @@ enum Readiness {
 fn readiness(state: &RunState, spec: &StepSpec) -> Option<Readiness> {
     let mut blocked = None;
     for need in &spec.needs {
-        let index = state.workflow.step_index(need)?;
+        let index = state.step_index(need)?;
         let need_state = &state.steps[index];
         let need_spec = &state.workflow.steps[index];
         match need_state.phase {
