@@ -128,7 +128,7 @@ impl App {
                 // `-i` wins over the file; its text is typed by the input's declaration.
                 for (name, text) in &given {
                     let value = match loaded.workflow.input(name) {
-                        Some(spec) => spec.input_type.parse_text(text).map_err(|message| EngineError::Inputs {
+                        Some(spec) => spec.parse_text(text).map_err(|message| EngineError::Inputs {
                             workflow: loaded.workflow.name.clone(),
                             problems: vec![format!("input `{name}`: {message}")],
                         })?,

@@ -114,6 +114,8 @@ pub struct InputSpec {
     /// The value when none is given; checked against the type.
     pub default: Option<serde_json::Value>,
     pub description: Option<String>,
+    /// For `string` inputs: a regular expression the whole value must match.
+    pub pattern: Option<String>,
 }
 
 /// The type of an input.

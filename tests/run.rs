@@ -347,3 +347,37 @@ steps:
     assert!(bad.stderr.contains("`not-an-ip` is not an IP address"), "{}", bad.stderr);
     assert!(bad.stderr.contains("unknown input `prot` (did you mean `port`?)"), "{}", bad.stderr);
 }
+
+#[test]
+fn a_string_input_may_carry_a_pattern() {
+    let sandbox = Sandbox::new();
+    let workflow = sandbox.write(
+        "pattern.yaml",
+        r#"
+name: pattern
+inputs:
+  namespace: { type: string, pattern: "[a-z0-9-]+", default: mini-xdr }
+steps:
+  - id: show
+    run: echo {{ inputs.namespace }}
+"#,
+    );
+    let path = workflow.to_str().expect("utf-8 path");
+    assert_eq!(sandbox.run(&["run", path, "-i", "namespace=prod-1"]).code, 0);
+    let bad = sandbox.run(&["run", path, "-i", "namespace=Prod 1; rm -rf /"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("does not match the pattern `[a-z0-9-]+`"), "{}", bad.stderr);
+    let invalid = sandbox.write(
+        "invalid.yaml",
+        "name: invalid\ninputs:\n  a: { type: string, pattern: \"[a-z\" }\n  b: { type: int, pattern: \"1+\" }\n  c: { type: string, pattern: \"[a-z]+\", default: ABC }\nsteps:\n  - id: s\n    run: 'true'\n",
+    );
+    let result = sandbox.run(&["validate", invalid.to_str().expect("utf-8 path")]);
+    assert_eq!(result.code, 2);
+    assert!(
+        result.stderr.contains(":3:") && result.stderr.contains("is not a regular expression"),
+        "{}",
+        result.stderr
+    );
+    assert!(result.stderr.contains(":4:") && result.stderr.contains("applies to string inputs"), "{}", result.stderr);
+    assert!(result.stderr.contains(":5:") && result.stderr.contains("does not match the pattern"), "{}", result.stderr);
+}

@@ -11,7 +11,7 @@ pub fn resolve_inputs(
     given: &[(String, String)],
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
     let given = given.iter().map(|(name, text)| (name.as_str(), text));
-    resolve(workflow, given, |spec, text| spec.input_type.parse_text(text), "pass -i")
+    resolve(workflow, given, |spec, text| spec.parse_text(text), "pass -i")
 }
 
 /// Typed inputs from JSON values (a parent step's `inputs` for its child, an
@@ -22,7 +22,7 @@ pub fn resolve_input_values(
     given: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
     let given = given.iter().map(|(name, value)| (name.as_str(), value));
-    resolve(workflow, given, |spec, value| spec.input_type.check_value(value), "give it in the inputs or pass -i")
+    resolve(workflow, given, |spec, value| spec.check_value(value), "give it in the inputs or pass -i")
 }
 
 /// Checks given values against the declarations, fills in defaults, and reports every problem.

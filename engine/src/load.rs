@@ -77,7 +77,7 @@ pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<Loaded
 
 const WORKFLOW_KEYS: &[&str] =
     &["name", "description", "inputs", "secrets", "steps", "outputs", "on_failure", "schedule", "max_parallel"];
-const INPUT_KEYS: &[&str] = &["type", "required", "default", "description"];
+const INPUT_KEYS: &[&str] = &["type", "required", "default", "description", "pattern"];
 const STEP_KEYS: &[&str] = &[
     "id",
     "description",
@@ -286,6 +286,7 @@ impl<'a> Checker<'a> {
                 required: true,
                 default: None,
                 description: String::new(),
+                pattern: None,
             });
         }
         let entries = self.mapping(node, field, "a mapping with `type` (and `required`, `default`, `description`)")?;
@@ -293,6 +294,7 @@ impl<'a> Checker<'a> {
         let mut required = None;
         let mut default = None;
         let mut description = String::new();
+        let mut pattern = None;
         let mut type_seen = false;
         for (key, value) in entries {
             let sub = join(field, &key.name);
@@ -306,6 +308,14 @@ impl<'a> Checker<'a> {
                 "required" => required = self.boolean(value, &sub),
                 "default" => default = Some(value),
                 "description" => description = self.string(value, &sub).unwrap_or_default(),
+                "pattern" => {
+                    if let Some(text) = self.string(value, &sub) {
+                        match crate::model::whole_match(&text) {
+                            Ok(_) => pattern = Some((text, value.position)),
+                            Err(message) => self.error(value.position, &sub, message),
+                        }
+                    }
+                }
                 _ => self.unknown_key(key, field, INPUT_KEYS),
             }
         }
@@ -313,8 +323,25 @@ impl<'a> Checker<'a> {
             self.error(node.position, field, format!("missing key `type`: one of {}", InputType::NAMES.join(", ")));
         }
         let input_type = input_type?;
+        if let Some((_, position)) = &pattern
+            && input_type != InputType::String
+        {
+            self.error(
+                *position,
+                join(field, "pattern"),
+                format!("`pattern` applies to string inputs, not {}", input_type.name()),
+            );
+        }
+        let spec = InputSpec {
+            name: name.to_owned(),
+            input_type,
+            required: false,
+            default: None,
+            description: description.clone(),
+            pattern: pattern.map(|(text, _)| text),
+        };
         let default = match default {
-            Some(value_node) => match input_type.check_value(&value_node.to_json()) {
+            Some(value_node) => match spec.check_value(&value_node.to_json()) {
                 Ok(value) => Some(value),
                 Err(message) => {
                     // Reported; the input stays declared so that its uses are not reported too.
@@ -329,7 +356,7 @@ impl<'a> Checker<'a> {
             self.error(node.position, field, "an input with a default is not required; drop one of the two");
         }
         let required = required.unwrap_or(default.is_none());
-        Some(InputSpec { name: name.to_owned(), input_type, required, default, description })
+        Some(InputSpec { required, default, ..spec })
     }
 
     fn input_type(&mut self, name: &str, position: Position, field: &str) -> Option<InputType> {
@@ -476,7 +503,7 @@ impl<'a> Checker<'a> {
                 let field = join(&site.field, &key.name);
                 match inputs.iter().find(|i| i.name == key.name) {
                     Some(spec) => {
-                        if let Err(message) = spec.input_type.check_value(&value.to_json()) {
+                        if let Err(message) = spec.check_value(&value.to_json()) {
                             self.error(value.position, field, message);
                         }
                     }

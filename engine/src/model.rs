@@ -57,6 +57,32 @@ pub struct InputSpec {
     pub default: Option<serde_json::Value>,
     #[serde(default)]
     pub description: String,
+    /// For `string` inputs: a regular expression the whole value must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+}
+
+impl InputSpec {
+    /// Text from the command line as a value of this input, type and pattern checked.
+    pub fn parse_text(&self, text: &str) -> Result<serde_json::Value, String> {
+        self.input_type.parse_text(text).and_then(|value| self.check_pattern(value))
+    }
+
+    /// A value from YAML or JSON as a value of this input, type and pattern checked.
+    pub fn check_value(&self, value: &serde_json::Value) -> Result<serde_json::Value, String> {
+        self.input_type.check_value(value).and_then(|value| self.check_pattern(value))
+    }
+
+    fn check_pattern(&self, value: serde_json::Value) -> Result<serde_json::Value, String> {
+        let (Some(pattern), Some(text)) = (&self.pattern, value.as_str()) else { return Ok(value) };
+        let regex = whole_match(pattern)?;
+        if regex.is_match(text) { Ok(value) } else { Err(format!("`{text}` does not match the pattern `{pattern}`")) }
+    }
+}
+
+/// A regular expression that must match a whole value, not a part of it.
+pub fn whole_match(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("`{pattern}` is not a regular expression: {e}"))
 }
 
 /// The types an input may have.
