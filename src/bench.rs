@@ -114,8 +114,14 @@ pub async fn run(store_dir: &Path, json: bool, quick: bool, term: &Term) -> Resu
             scratch.path.display()
         ));
     }
-    let figures = measure(&scratch.path, counts).await?;
+    // Ctrl-C stops the bench, and its directory still goes.
+    let measured = tokio::select! {
+        figures = measure(&scratch.path, counts) => Some(figures),
+        _ = tokio::signal::ctrl_c() => None,
+    };
     drop(scratch);
+    let Some(figures) = measured else { return Ok(crate::app::exit::INTERRUPTED) };
+    let figures = figures?;
     if json {
         term.out(serde_json::to_string_pretty(&figures)?);
     } else {

@@ -201,6 +201,19 @@ impl Plain {
                     format!("polled (attempt {attempt}): not yet; next poll in {}", ms(wait as u64)),
                 );
             }
+            EventKind::StepCheckStarted { step, attempt } => self.line(
+                run,
+                step.as_str(),
+                format!("attempt {attempt} had no result after a crash: checking whether it took effect"),
+            ),
+            EventKind::StepChecked { step, done, error, .. } => {
+                let text = match (error, done) {
+                    (Some(error), _) => format!("check failed: {error}"),
+                    (None, true) => "check: it took effect; recorded as succeeded".to_owned(),
+                    (None, false) => "check: it did not take effect; running it again".to_owned(),
+                };
+                self.line(run, step.as_str(), text);
+            }
             EventKind::StepApproved { step, by, .. } => self.line(run, step.as_str(), format!("approved by {by}")),
             EventKind::StepRejected { step, by, .. } => self.line(run, step.as_str(), format!("rejected by {by}")),
             EventKind::StepSkipped { step, reason } => self.line(run, step.as_str(), format!("skipped: {reason}")),
@@ -323,7 +336,9 @@ impl Live {
         let first = after.map_or(self.lines.len(), |i| i + 1);
         for (position, (spec, step)) in (first..).zip(state.workflow.steps.iter().zip(&state.steps)) {
             let (shown, wake_at) = match step.phase {
-                StepPhase::Pending | StepPhase::Running | StepPhase::Orphan => (Shown::Pending, None),
+                StepPhase::Pending | StepPhase::Running | StepPhase::Orphan | StepPhase::Checking => {
+                    (Shown::Pending, None)
+                }
                 StepPhase::WaitingRetry => (Shown::Retrying, step.retry_at),
                 StepPhase::Succeeded => (Shown::Succeeded, None),
                 StepPhase::Failed => (Shown::Failed, None),
@@ -453,6 +468,23 @@ impl Live {
                 if let Some(line) = self.line_mut(run, step) {
                     line.shown = Shown::Skipped;
                     line.detail = one_line(reason);
+                }
+            }
+            EventKind::StepCheckStarted { step, .. } => {
+                if let Some(line) = self.line_mut(run, step) {
+                    line.detail = "checking whether the interrupted attempt took effect".to_owned();
+                }
+            }
+            EventKind::StepChecked { step, done, error, outputs: _, .. } => {
+                if let Some(line) = self.line_mut(run, step) {
+                    match (error, done) {
+                        (Some(error), _) => line.detail = format!("check failed: {}", one_line(error)),
+                        (None, true) => {
+                            line.shown = Shown::Succeeded;
+                            line.detail = "its check found the effect".to_owned();
+                        }
+                        (None, false) => line.detail = "its check found no effect: running it again".to_owned(),
+                    }
                 }
             }
             EventKind::StepApproved { step, by, .. } => {

@@ -239,6 +239,9 @@ pub struct StepFile {
     pub until: Option<Text>,
     /// How often a step with `until` polls, and for how long at most.
     pub poll: Option<Poll>,
+    /// For a step marked `idempotent: false`: a read-only look that tells, after a crash left the
+    /// step started but unfinished, whether its effect already happened.
+    pub check: Option<Check>,
 
     /// A bash script, run as `bash -euo pipefail -c SCRIPT`; interpolated values are shell-quoted.
     pub run: Option<String>,
@@ -257,6 +260,24 @@ pub struct StepFile {
     pub approval: Option<ApprovalConfig>,
     /// Writes an escalation bundle for the cloud vendor's support, and emails it.
     pub bundle: Option<BundleConfig>,
+}
+
+/// A step's `check`: one read-only kind key (usually `run`) and `done`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// True when the effect is there; sees the look's values (`stdout`, `json`), as `outputs` do.
+    pub done: Text,
+    /// A read-only bash script.
+    pub run: Option<String>,
+    /// A read-only HTTP request.
+    pub http: Option<Http>,
+    /// A TCP connection.
+    pub tcp: Option<TcpConfig>,
+    /// An ICMP echo.
+    pub ping: Option<Ping>,
+    /// Values computed from expressions.
+    pub set: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// `oneOf` "has `run`", "has `set`", ...: a step has exactly one kind key.

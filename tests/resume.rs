@@ -42,8 +42,9 @@ fn sigkill_mid_run_then_resume_repeats_no_completed_step() {
     .expect("kill");
     let _ = child.wait();
 
-    let runs = sandbox.run(&["runs", "--json"]);
-    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).expect("runs --json");
+    let listed = sandbox.run(&["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&listed.stdout)
+        .unwrap_or_else(|e| panic!("runs --json ({e}), exit {}:\n{}\n{}", listed.code, listed.stdout, listed.stderr));
     assert_eq!(runs[0]["status"], "interrupted", "a run nobody executes shows as interrupted");
     let run_id = runs[0]["run_id"].as_u64().expect("run id");
 
@@ -226,4 +227,71 @@ steps:
     assert!(resumed.stderr.contains("has changed since the run started"), "{}", resumed.stderr);
     assert_eq!(sandbox.count("long.count"), 2, "the interrupted step ran again");
     assert_eq!(sandbox.count("next.count"), 1);
+}
+
+const CHECKED: &str = r#"
+name: checked
+steps:
+  - id: recreate
+    # Takes effect (when told to), then takes long: the test kills the engine meanwhile.
+    run: |
+      echo x >> recreate.count
+      if [ "$(wc -l < recreate.count)" -ge 2 ]; then echo '{"value": "v2"}'; exit 0; fi
+      if [ -e make_effect ]; then echo v1 > effect; fi
+      touch started
+      sleep 30
+    idempotent: false
+    check:
+      run: |
+        if [ -e effect ]; then printf '{"there": true, "value": "%s"}\n' "$(cat effect)"; else echo '{"there": false}'; fi
+      done: json.there
+    outputs:
+      value: "{{ json.value }}"
+  - id: after
+    needs: [recreate]
+    run: echo {{ steps.recreate.outputs.value }} > after.out
+"#;
+
+/// Starts the workflow, waits until `recreate` is mid-way, and SIGKILLs the engine.
+fn crash_in_the_middle_of_recreate(sandbox: &Sandbox) {
+    let workflow = sandbox.write("checked.yaml", CHECKED);
+    let mut child = sandbox.spawn(&["run", workflow.to_str().expect("utf-8 path")]);
+    wait_for_file(sandbox, "started");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+    let _ = child.wait();
+}
+
+#[test]
+fn a_check_that_finds_the_effect_records_success_without_running_the_step_again() {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.path().join("make_effect"), "").expect("marker");
+    crash_in_the_middle_of_recreate(&sandbox);
+    let resumed = sandbox.run(&["resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
+    assert_eq!(sandbox.count("recreate.count"), 1, "the step did not run again");
+    let after = std::fs::read_to_string(sandbox.path().join("after.out")).expect("after ran");
+    assert_eq!(after.trim(), "v1", "the step's outputs come from what the check saw");
+    let events = sandbox.events(1);
+    let checked = of_type(&events, "step_checked");
+    assert_eq!(checked.len(), 1);
+    assert_eq!(checked[0]["done"], true);
+    assert_eq!(of_type(&events, "step_check_started").len(), 1);
+    assert_eq!(sandbox.status(1)["steps"][0]["status"], "succeeded");
+}
+
+#[test]
+fn a_check_that_finds_no_effect_runs_the_step_again() {
+    let sandbox = Sandbox::new();
+    crash_in_the_middle_of_recreate(&sandbox);
+    let resumed = sandbox.run(&["resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
+    assert_eq!(sandbox.count("recreate.count"), 2, "the step ran again");
+    let after = std::fs::read_to_string(sandbox.path().join("after.out")).expect("after ran");
+    assert_eq!(after.trim(), "v2");
+    let events = sandbox.events(1);
+    assert_eq!(of_type(&events, "step_checked")[0]["done"], false);
 }

@@ -75,6 +75,24 @@ pub enum EventKind {
         step: StepId,
         reason: String,
     },
+    /// A step that is not safe to repeat was found started but unfinished: its `check` runs now.
+    StepCheckStarted {
+        step: StepId,
+        attempt: Attempt,
+    },
+    /// What the `check` found: the step's effect is there (`done`: the step succeeded, with the
+    /// check's outputs) or not (the step runs again); with `error`, the check itself failed.
+    StepChecked {
+        step: StepId,
+        attempt: Attempt,
+        done: bool,
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        outputs: Outputs,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        artifacts: Vec<ArtifactRef>,
+    },
     /// An operator answered an `approval` step: yes.
     StepApproved {
         step: StepId,
@@ -196,6 +214,8 @@ impl EventKind {
             EventKind::StepSucceeded { .. } => "step_succeeded",
             EventKind::StepFailed { .. } => "step_failed",
             EventKind::StepPolled { .. } => "step_polled",
+            EventKind::StepCheckStarted { .. } => "step_check_started",
+            EventKind::StepChecked { .. } => "step_checked",
             EventKind::StepSkipped { .. } => "step_skipped",
             EventKind::StepApproved { .. } => "step_approved",
             EventKind::StepRejected { .. } => "step_rejected",
@@ -220,6 +240,8 @@ impl EventKind {
             | EventKind::StepSucceeded { step, .. }
             | EventKind::StepFailed { step, .. }
             | EventKind::StepPolled { step, .. }
+            | EventKind::StepCheckStarted { step, .. }
+            | EventKind::StepChecked { step, .. }
             | EventKind::StepSkipped { step, .. }
             | EventKind::StepApproved { step, .. }
             | EventKind::StepRejected { step, .. } => Some(step),
@@ -251,6 +273,8 @@ impl EventKind {
             | EventKind::StepSucceeded { .. }
             | EventKind::StepFailed { .. }
             | EventKind::StepPolled { .. }
+            | EventKind::StepCheckStarted { .. }
+            | EventKind::StepChecked { .. }
             | EventKind::StepSkipped { .. }
             | EventKind::StepApproved { .. }
             | EventKind::StepRejected { .. }
@@ -338,6 +362,21 @@ mod layout {
         StepSkipped {
             step: StepId,
             reason: String,
+        },
+        StepCheckStarted {
+            step: StepId,
+            attempt: Attempt,
+        },
+        StepChecked {
+            step: StepId,
+            attempt: Attempt,
+            done: bool,
+            #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+            outputs: Outputs,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            error: Option<String>,
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            artifacts: Vec<ArtifactRef>,
         },
         /// An operator answered an `approval` step: yes.
         StepApproved {

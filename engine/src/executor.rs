@@ -427,10 +427,13 @@ struct Finished {
     attempt: Attempt,
     result: StepResult,
     duration: Duration,
+    /// The result is the step's `check`, not the step.
+    check: bool,
 }
 
-/// Steps to launch after the next flush, and when to wake up if nothing else happens.
-type Launches = (Vec<(StepId, Attempt)>, Option<DateTime<Utc>>);
+/// Steps to launch after the next flush (with `true` for a step's `check`), and when to wake up
+/// if nothing else happens.
+type Launches = (Vec<(StepId, Attempt, bool)>, Option<DateTime<Utc>>);
 
 struct RunLoop {
     engine: Arc<Engine>,
@@ -462,8 +465,8 @@ impl RunLoop {
         loop {
             let (launches, wake_at) = self.decide_all()?;
             self.flush().await?;
-            for (step, attempt) in launches {
-                self.launch(step, attempt, done_tx.clone());
+            for (step, attempt, check) in launches {
+                self.launch(step, attempt, check, done_tx.clone());
             }
             if self.state.status != RunStatus::Running {
                 return Ok(self.state.status);
@@ -511,8 +514,10 @@ impl RunLoop {
                 return Ok((launches, decision.wake_at));
             }
             for action in decision.actions {
-                if let Action::StartStep { step, attempt } = &action {
-                    launches.push((step.clone(), *attempt));
+                match &action {
+                    Action::StartStep { step, attempt } => launches.push((step.clone(), *attempt, false)),
+                    Action::CheckStep { step, attempt } => launches.push((step.clone(), *attempt, true)),
+                    _ => {}
                 }
                 let mut kind = action.event_kind();
                 match &mut kind {
@@ -593,8 +598,14 @@ impl RunLoop {
         stopped
     }
 
-    fn launch(&mut self, step: StepId, attempt: Attempt, done: mpsc::UnboundedSender<Finished>) {
-        let Some(spec) = self.state.step_index(&step).map(|i| self.state.workflow.steps[i].clone()) else { return };
+    fn launch(&mut self, step: StepId, attempt: Attempt, check: bool, done: mpsc::UnboundedSender<Finished>) {
+        let Some(mut spec) = self.state.step_index(&step).map(|i| self.state.workflow.steps[i].clone()) else { return };
+        if check {
+            // The check runs as a step of its own kind, with the step's context and env.
+            let Some(look) = spec.check.clone() else { return };
+            spec.kind = look.kind;
+            spec.config = look.config;
+        }
         let context = self.step_context(&spec);
         let token = CancellationToken::new();
         self.running.insert(step.clone(), token.clone());
@@ -615,7 +626,11 @@ impl RunLoop {
         let context_for_timeout = context.clone();
         let artifacts = ArtifactSink::new(
             &engine.store_dir,
-            crate::step::attempt_artifacts_prefix(self.run_id, &step, attempt),
+            if check {
+                format!("{}.check", crate::step::attempt_artifacts_prefix(self.run_id, &step, attempt))
+            } else {
+                crate::step::attempt_artifacts_prefix(self.run_id, &step, attempt)
+            },
             Arc::clone(&self.masker),
             engine.capture_cap_bytes,
         );
@@ -670,7 +685,7 @@ impl RunLoop {
                         }
                     }
                 };
-                let _ = done.send(Finished { step, attempt, result, duration: started.elapsed() });
+                let _ = done.send(Finished { step, attempt, result, duration: started.elapsed(), check });
             }
             .instrument(span),
         );
@@ -704,7 +719,10 @@ impl RunLoop {
 
     /// Turns a finished attempt into its event: success, a poll that goes on, or a failure with its retry time.
     fn finished(&mut self, finished: Finished) {
-        let Finished { step, attempt, result, duration } = finished;
+        if finished.check {
+            return self.checked(finished);
+        }
+        let Finished { step, attempt, result, duration, .. } = finished;
         self.running.remove(&step);
         self.answer_senders.remove(&step);
         let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
@@ -780,25 +798,84 @@ impl RunLoop {
     /// `until`, durations): `steps` holds only the steps they name, or every finished step when
     /// one uses `steps` as a whole. They evaluate as with the full context, but the cost of a
     /// step no longer grows with the number of steps finished before it.
+    ///
+    /// The scope is worked out once per step from the workflow's own spec, its `check` included,
+    /// whatever the caller did to its copy (a check runs with the check's kind and configuration).
     fn step_context(&mut self, spec: &crate::model::StepSpec) -> serde_json::Value {
         let positions = match self.scopes.get(&spec.id) {
             Some(positions) => positions.clone(),
             None => {
-                let mut templates = Vec::new();
-                json_strings(&spec.config, &mut templates);
-                templates.extend(spec.env.iter().chain(&spec.outputs).map(|(_, template)| template.as_str()));
-                templates.extend(
-                    [&spec.timeout_template, &spec.poll.interval_template, &spec.poll.timeout_template]
-                        .into_iter()
-                        .filter_map(Option::as_deref),
-                );
-                let named = self.engine.templates.named_steps(templates, spec.until.as_deref());
-                let positions: Option<Arc<[usize]>> = self.state.step_positions(named.as_ref()).map(Arc::from);
+                let own = self.state.step_index(&spec.id).map(|index| &self.state.workflow.steps[index]);
+                let positions: Option<Arc<[usize]>> = own
+                    .and_then(|own| {
+                        let mut templates = Vec::new();
+                        json_strings(&own.config, &mut templates);
+                        if let Some(check) = &own.check {
+                            json_strings(&check.config, &mut templates);
+                        }
+                        templates.extend(own.env.iter().chain(&own.outputs).map(|(_, template)| template.as_str()));
+                        templates.extend(
+                            [&own.timeout_template, &own.poll.interval_template, &own.poll.timeout_template]
+                                .into_iter()
+                                .filter_map(Option::as_deref),
+                        );
+                        let expressions = own.until.iter().chain(own.check.iter().map(|check| &check.done));
+                        let named = self.engine.templates.named_steps(templates, expressions.map(String::as_str));
+                        self.state.step_positions(named.as_ref())
+                    })
+                    .map(Arc::from);
                 self.scopes.insert(spec.id.clone(), positions.clone());
                 positions
             }
         };
         self.state.template_context_of(positions.as_deref())
+    }
+
+    /// Turns a finished `check` into `step_checked`: the effect is there (the step succeeded,
+    /// its outputs evaluated on what the check saw), it is not (the step runs again), or the
+    /// check could not tell (an operator decides).
+    fn checked(&mut self, finished: Finished) {
+        let Finished { step, attempt, result, .. } = finished;
+        self.running.remove(&step);
+        self.answer_senders.remove(&step);
+        let Some(spec) = self.state.step_index(&step).map(|i| self.state.workflow.steps[i].clone()) else { return };
+        let Some(look) = spec.check.clone() else { return };
+        let StepResult { values, error, artifacts, .. } = result;
+        let (done, outputs, error) = match error {
+            Some(error) => (false, Outputs::new(), Some(self.masker.mask(&error))),
+            None => {
+                let mut context = self.step_context(&spec);
+                if let serde_json::Value::Object(map) = &mut context {
+                    for (name, value) in &values {
+                        map.insert(name.clone(), value.clone());
+                    }
+                }
+                match self.engine.templates.eval_condition(&look.done, &context) {
+                    Err(problem) => (
+                        false,
+                        Outputs::new(),
+                        Some(format!("`done: {}` could not be evaluated: {problem}", look.done)),
+                    ),
+                    Ok(false) => (false, Outputs::new(), None),
+                    Ok(true) => {
+                        let provided = self
+                            .engine
+                            .registry
+                            .get(&look.kind)
+                            .map(|kind| kind.provided_outputs(&look.config))
+                            .unwrap_or_default();
+                        match self.outputs(&spec, &values, &provided) {
+                            (outputs, None) => (true, outputs, None),
+                            (_, Some(problem)) => (false, Outputs::new(), Some(problem)),
+                        }
+                    }
+                }
+            }
+        };
+        let kind = EventKind::StepChecked { step, attempt, done, outputs, error, artifacts };
+        if let Err(error) = self.record(Event { at: Utc::now(), kind }) {
+            tracing::error!(%error, "a check result does not fit the run");
+        }
     }
 
     /// The workflow's `outputs`, and the first that does not evaluate.

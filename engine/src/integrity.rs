@@ -327,7 +327,8 @@ fn check_children(
             continue;
         }
         let ChildLink { parent, step, child } = &link;
-        if !streams.contains(&parent.get()) {
+        // A run started since the listing may already have linked a child: look again.
+        if !streams.contains(&parent.get()) && journal.store().next_seq(parent.get())? <= 1 {
             problems.push(problem(
                 *parent,
                 None,

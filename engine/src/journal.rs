@@ -334,6 +334,8 @@ pub fn changes_summary(kind: &EventKind) -> bool {
         | EventKind::StepSucceeded { .. }
         | EventKind::StepFailed { .. }
         | EventKind::StepPolled { .. }
+        | EventKind::StepCheckStarted { .. }
+        | EventKind::StepChecked { .. }
         | EventKind::StepSkipped { .. }
         | EventKind::StepApproved { .. }
         | EventKind::StepRejected { .. } => false,

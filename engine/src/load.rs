@@ -91,6 +91,7 @@ const STEP_KEYS: &[&str] = &[
     "env",
     "until",
     "poll",
+    "check",
 ];
 /// More attempts than this is a loop, not a retry policy.
 const MAX_ATTEMPTS: u32 = 10_000;
@@ -125,6 +126,8 @@ struct DraftStep {
     templates: Vec<TemplateSite>,
     condition_position: Option<Position>,
     until_position: Option<Position>,
+    /// Where the `check`'s `done` expression is.
+    check_done_position: Option<Position>,
     output_locals: &'static [&'static str],
     /// Outputs the kind provides without a declaration.
     provided_outputs: Vec<String>,
@@ -728,6 +731,7 @@ impl<'a> Checker<'a> {
         let mut continue_on_error = false;
         let mut idempotent = None;
         let mut until = None;
+        let mut check_node = None;
         let mut until_position = None;
         let mut poll = PollPolicy::default();
         let mut outputs = Vec::new();
@@ -795,6 +799,7 @@ impl<'a> Checker<'a> {
                 }
                 "continue_on_error" => continue_on_error = self.boolean(value, &sub).unwrap_or(false),
                 "idempotent" => idempotent = self.boolean(value, &sub),
+                "check" => check_node = Some((key, value)),
                 "until" => {
                     if let Some(expression) = self.condition(value, &sub) {
                         until = Some(expression);
@@ -899,6 +904,24 @@ impl<'a> Checker<'a> {
             kind.check_config(kind_node, &mut check)
         };
         collect_templates(kind_node, &kind_field, &mut templates);
+        let mut check_done_position = None;
+        let check = match check_node {
+            None => None,
+            Some((key, node)) => {
+                let check = self.check(node, &join(field, "check"), &mut templates);
+                if idempotent != Some(false) {
+                    self.error(
+                        key.position,
+                        join(field, "check"),
+                        "`check` is for steps marked `idempotent: false`: a step safe to repeat is simply run again",
+                    );
+                }
+                check.map(|(spec, position)| {
+                    check_done_position = Some(position);
+                    spec
+                })
+            }
+        };
         let spec_config_for_outputs = config.clone();
         let spec = StepSpec {
             id: id?,
@@ -912,6 +935,7 @@ impl<'a> Checker<'a> {
             retry,
             continue_on_error,
             handler: false,
+            check,
             idempotent: idempotent.unwrap_or_else(|| kind.idempotent_by_default()),
             outputs,
             env,
@@ -926,6 +950,7 @@ impl<'a> Checker<'a> {
             templates,
             condition_position,
             until_position,
+            check_done_position,
             output_locals: kind.output_locals(),
             provided_outputs: kind.provided_outputs(&spec_config_for_outputs),
         })
@@ -942,6 +967,54 @@ impl<'a> Checker<'a> {
                 None
             }
         }
+    }
+
+    /// `check: { <kind>: CONFIG, done: EXPRESSION }`: a read-only look, and when its result means "it took effect".
+    fn check(
+        &mut self,
+        node: &Node,
+        field: &str,
+        templates: &mut Vec<TemplateSite>,
+    ) -> Option<(crate::model::CheckSpec, Position)> {
+        let entries = self.mapping(node, field, "a mapping with a kind (such as `run`) and `done`")?;
+        let mut done = None;
+        let mut kinds = Vec::new();
+        for (key, value) in entries {
+            let sub = join(field, &key.name);
+            match key.name.as_str() {
+                "done" => done = self.condition(value, &sub).map(|expression| (expression, value.position)),
+                name if self.registry.get(name).is_some() => kinds.push((key, value)),
+                _ => {
+                    let known: Vec<&str> = std::iter::once("done").chain(self.registry.names()).collect();
+                    self.unknown_key(key, field, &known);
+                }
+            }
+        }
+        let (kind_key, kind_node) = match kinds.as_slice() {
+            [one] => *one,
+            _ => {
+                self.error(node.position, field, "a check has exactly one kind (such as `run`): the read-only look");
+                return None;
+            }
+        };
+        let Some((done, position)) = done else {
+            if !entries.iter().any(|(k, _)| k.name == "done") {
+                self.error(
+                    node.position,
+                    field,
+                    "missing key `done`: the expression that is true when the effect is there",
+                );
+            }
+            return None;
+        };
+        let kind = self.registry.get(&kind_key.name)?.clone();
+        let kind_field = join(field, &kind_key.name);
+        let config = {
+            let mut check = ConfigCheck::new(self.file, kind_field.clone(), &mut self.diagnostics);
+            kind.check_config(kind_node, &mut check)
+        };
+        collect_templates(kind_node, &kind_field, templates);
+        Some((crate::model::CheckSpec { kind: kind.name().to_owned(), config, done }, position))
     }
 
     fn poll(&mut self, node: &Node, field: &str, templates: &mut Vec<TemplateSite>) -> Option<PollPolicy> {
@@ -1073,6 +1146,16 @@ impl<'a> Checker<'a> {
             for variable in variables {
                 if let Err(message) = scope.check(&variable, false) {
                     self.error(position, join(&draft.field, "if"), message);
+                }
+            }
+        }
+        // `done` sees the look's values (`stdout`, `json`), as the step's `outputs` do.
+        if let (Some(check), Some(position)) = (&draft.spec.check, draft.check_done_position)
+            && let Ok(variables) = self.templates.expression_variables(&check.done)
+        {
+            for variable in variables {
+                if let Err(message) = scope.check(&variable, true) {
+                    self.error(position, join(&draft.field, "check.done"), message);
                 }
             }
         }

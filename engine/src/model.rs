@@ -216,8 +216,21 @@ pub struct StepSpec {
     /// other step has finished and the run is failing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub handler: bool,
+    /// For a step that is not safe to repeat: how to find out, after a crash, whether it took effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckSpec>,
     #[serde(default)]
     pub poll: PollPolicy,
+}
+
+/// A read-only look that tells whether a step's effect already happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckSpec {
+    /// The step kind that looks (`run`), and its configuration.
+    pub kind: String,
+    pub config: serde_json::Value,
+    /// True when the effect is there; sees the look's values (`stdout`, `json`) as the step's `outputs` do.
+    pub done: String,
 }
 
 /// How often a step with `until` polls, and for how long at most.

@@ -16,6 +16,11 @@
 //! | Pending, WaitingRetry, Orphan | `step_skipped`                     | Skipped       |
 //! | Running                       | `run_interrupted`, `run_resumed`   | Orphan        |
 //! | Orphan                        | `run_resumed` naming it in `rerun` | Pending       |
+//! | Orphan (with a `check`)       | `step_check_started`               | Checking      |
+//! | Checking                      | `step_checked`, done               | Succeeded     |
+//! | Checking                      | `step_checked`, not done           | Pending       |
+//! | Checking                      | `step_checked` with an error       | Orphan (needs attention) |
+//! | Checking                      | `run_interrupted`, `run_resumed`   | Orphan        |
 //! | Running, Orphan               | `step_approved`, `step_rejected`   | (unchanged: the answer is kept for the step) |
 //! | Orphan, Pending               | `run_resumed` naming it in `skip`  | Skipped       |
 //! | Failed (counting), Skipped    | `run_resumed` of a failed run      | Pending       |
@@ -86,6 +91,8 @@ pub enum StepPhase {
     WaitingRetry,
     /// Started but unfinished when its executor stopped.
     Orphan,
+    /// An orphan whose `check` is finding out whether its effect happened.
+    Checking,
     Succeeded,
     Failed,
     Skipped,
@@ -96,7 +103,7 @@ impl StepPhase {
     pub fn status(self) -> &'static str {
         match self {
             StepPhase::Pending | StepPhase::WaitingRetry => "pending",
-            StepPhase::Running | StepPhase::Orphan => "running",
+            StepPhase::Running | StepPhase::Orphan | StepPhase::Checking => "running",
             StepPhase::Succeeded => "succeeded",
             StepPhase::Failed => "failed",
             StepPhase::Skipped => "skipped",
@@ -129,6 +136,8 @@ pub struct StepState {
     pub skipped_by_operator: bool,
     /// An operator's answer to an `approval` step, for the current attempt budget.
     pub decision: Option<Answer>,
+    /// Why the step's `check` could not tell whether its effect happened.
+    pub check_error: Option<String>,
 }
 
 /// An operator's answer to an `approval` step.
@@ -156,6 +165,7 @@ impl StepState {
             skip_reason: None,
             skipped_by_operator: false,
             decision: None,
+            check_error: None,
         }
     }
 
@@ -165,7 +175,11 @@ impl StepState {
             StepPhase::Succeeded => Some("success"),
             StepPhase::Failed => Some("failure"),
             StepPhase::Skipped => Some("skipped"),
-            StepPhase::Pending | StepPhase::Running | StepPhase::WaitingRetry | StepPhase::Orphan => None,
+            StepPhase::Pending
+            | StepPhase::Running
+            | StepPhase::WaitingRetry
+            | StepPhase::Orphan
+            | StepPhase::Checking => None,
         }
     }
 
@@ -321,6 +335,43 @@ impl RunState {
                 state.error = None;
                 state.finished_at = Some(event.at);
             }
+            EventKind::StepCheckStarted { step, attempt } => {
+                let i = self.index(step)?;
+                let state = &mut self.steps[i];
+                if state.phase != StepPhase::Orphan || state.attempt != *attempt {
+                    return Err(ApplyError {
+                        message: format!("check of step `{step}` started while {:?}", state.phase),
+                    });
+                }
+                state.phase = StepPhase::Checking;
+            }
+            EventKind::StepChecked { step, attempt, done, outputs, error, .. } => {
+                let i = self.index(step)?;
+                let state = &mut self.steps[i];
+                if state.phase != StepPhase::Checking || state.attempt != *attempt {
+                    return Err(ApplyError {
+                        message: format!("check of step `{step}` ended while {:?}", state.phase),
+                    });
+                }
+                match (error, done) {
+                    (Some(error), _) => {
+                        state.phase = StepPhase::Orphan;
+                        state.check_error = Some(error.clone());
+                    }
+                    (None, true) => {
+                        state.phase = StepPhase::Succeeded;
+                        state.outputs = outputs.clone();
+                        state.error = None;
+                        state.finished_at = Some(event.at);
+                    }
+                    (None, false) => {
+                        // The effect is not there: the step runs again, on a fresh budget.
+                        state.phase = StepPhase::Pending;
+                        state.budget_start = state.attempt.0;
+                        state.first_started_at = None;
+                    }
+                }
+            }
             EventKind::StepPolled { step, attempt, outputs, next_at, .. } => {
                 let i = self.index(step)?;
                 let state = &mut self.steps[i];
@@ -415,7 +466,7 @@ impl RunState {
 
     fn orphan_running(&mut self) {
         for state in &mut self.steps {
-            if state.phase == StepPhase::Running {
+            if matches!(state.phase, StepPhase::Running | StepPhase::Checking) {
                 state.phase = StepPhase::Orphan;
             }
         }
@@ -440,6 +491,7 @@ impl RunState {
                 }
             }
             if rerun.contains(&spec.id) && state.phase == StepPhase::Orphan {
+                state.check_error = None;
                 state.phase = StepPhase::Pending;
                 state.budget_start = state.attempt.0;
                 state.first_started_at = None;
@@ -543,6 +595,11 @@ pub enum Action {
         step: StepId,
         attempt: Attempt,
     },
+    /// Run the `check` of an orphan that is not safe to repeat.
+    CheckStep {
+        step: StepId,
+        attempt: Attempt,
+    },
     SkipStep {
         step: StepId,
         reason: String,
@@ -567,6 +624,9 @@ impl Action {
     pub fn event_kind(&self) -> EventKind {
         match self {
             Action::StartStep { step, attempt } => EventKind::StepStarted { step: step.clone(), attempt: *attempt },
+            Action::CheckStep { step, attempt } => {
+                EventKind::StepCheckStarted { step: step.clone(), attempt: *attempt }
+            }
             Action::SkipStep { step, reason } => EventKind::StepSkipped { step: step.clone(), reason: reason.clone() },
             Action::FailStep { step, error } => EventKind::StepFailed {
                 step: step.clone(),
@@ -609,21 +669,43 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
     }
     let workflow = &state.workflow;
 
-    // Orphans first: repeat the safe ones; stop for the others.
-    let unsafe_orphans: Vec<StepId> = workflow
-        .steps
-        .iter()
-        .zip(&state.steps)
-        .filter(|(spec, s)| s.phase == StepPhase::Orphan && !spec.idempotent)
-        .map(|(spec, _)| spec.id.clone())
-        .collect();
+    // Orphans first: repeat the safe ones; look with their `check` at those that declare one;
+    // stop for the others.
+    let mut unsafe_orphans = Vec::new();
+    let mut check_errors = Vec::new();
+    let mut checks = Vec::new();
+    for (spec, s) in workflow.steps.iter().zip(&state.steps) {
+        if s.phase != StepPhase::Orphan || spec.idempotent {
+            continue;
+        }
+        match (&spec.check, &s.check_error) {
+            (Some(_), None) => checks.push(Action::CheckStep { step: spec.id.clone(), attempt: s.attempt }),
+            (Some(_), Some(error)) => {
+                check_errors.push(format!("the check of `{}` failed: {error}", spec.id));
+                unsafe_orphans.push(spec.id.clone());
+            }
+            (None, _) => unsafe_orphans.push(spec.id.clone()),
+        }
+    }
     if !unsafe_orphans.is_empty() {
         let names: Vec<String> = unsafe_orphans.iter().map(|s| format!("`{s}`")).collect();
-        let reason = format!(
+        let mut reason = format!(
             "step {} was started but has no result, and is marked `idempotent: false`: check whether it took effect, then resume with --rerun STEP or --skip STEP",
             names.join(", ")
         );
+        for error in check_errors {
+            reason.push_str("; ");
+            reason.push_str(&error);
+        }
         decision.actions.push(Action::NeedsAttention { steps: unsafe_orphans, reason });
+        return decision;
+    }
+    if !checks.is_empty() {
+        // Nothing else starts while the run finds out what the crash left behind.
+        decision.actions = checks;
+        return decision;
+    }
+    if state.steps.iter().any(|s| s.phase == StepPhase::Checking) {
         return decision;
     }
 
@@ -699,7 +781,11 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
                     None => {}
                 }
             }
-            StepPhase::Running | StepPhase::Succeeded | StepPhase::Failed | StepPhase::Skipped => {}
+            StepPhase::Running
+            | StepPhase::Checking
+            | StepPhase::Succeeded
+            | StepPhase::Failed
+            | StepPhase::Skipped => {}
         }
     }
 
@@ -732,7 +818,11 @@ fn readiness(state: &RunState, spec: &StepSpec) -> Option<Readiness> {
             StepPhase::Skipped => {
                 blocked.get_or_insert_with(|| format!("needs `{need}`, which was skipped"));
             }
-            StepPhase::Pending | StepPhase::Running | StepPhase::WaitingRetry | StepPhase::Orphan => return None,
+            StepPhase::Pending
+            | StepPhase::Running
+            | StepPhase::WaitingRetry
+            | StepPhase::Orphan
+            | StepPhase::Checking => return None,
         }
     }
     Some(blocked.map_or(Readiness::AllSucceeded, Readiness::Blocked))

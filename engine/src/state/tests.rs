@@ -151,6 +151,7 @@ fn render(decision: &Decision) -> String {
         .iter()
         .map(|action| match action {
             Action::StartStep { step, attempt } => format!("start {step}#{attempt}"),
+            Action::CheckStep { step, attempt } => format!("check {step}#{attempt}"),
             Action::SkipStep { step, reason } => format!("skip {step} ({reason})"),
             Action::FailStep { step, error } => format!("fail {step} ({error})"),
             Action::NeedsAttention { steps, .. } => {
@@ -400,4 +401,56 @@ fn template_context_has_finished_steps_only() {
     assert_eq!(context["steps"]["a"]["outcome"], json!("success"));
     assert!(context["steps"].get("b").is_none());
     assert_eq!(context["run"]["workflow"], json!("diamond"));
+}
+
+const CHECKED: &str = "
+name: checked
+steps:
+  - id: read
+    run: echo read
+  - id: write
+    run: echo write
+    idempotent: false
+    check:
+      run: echo done
+      done: stdout == 'done'
+  - id: last
+    needs: [write]
+    run: echo last
+";
+
+fn check_started(step: &str, attempt: u32) -> EventKind {
+    EventKind::StepCheckStarted { step: id(step), attempt: Attempt(attempt) }
+}
+
+fn checked(step: &str, attempt: u32, done: bool, error: Option<&str>) -> EventKind {
+    EventKind::StepChecked {
+        step: id(step),
+        attempt: Attempt(attempt),
+        done,
+        outputs: serde_json::Map::new(),
+        error: error.map(str::to_owned),
+        artifacts: vec![],
+    }
+}
+
+#[test]
+fn an_unsafe_orphan_with_a_check_is_looked_at_before_anything_else() {
+    let crashed = [started("read", 1), started("write", 1), resumed(&[], &[])];
+    check(CHECKED, &crashed, 3, "check write#1");
+    let mut looking = crashed.to_vec();
+    looking.push(check_started("write", 1));
+    check(CHECKED, &looking, 4, "");
+    let mut found = looking.clone();
+    found.push(checked("write", 1, true, None));
+    check(CHECKED, &found, 5, "start read#2; start last#1");
+    let mut not_found = looking.clone();
+    not_found.push(checked("write", 1, false, None));
+    check(CHECKED, &not_found, 5, "start read#2; start write#2");
+    let mut failed = looking.clone();
+    failed.push(checked("write", 1, false, Some("kubectl: connection refused")));
+    check(CHECKED, &failed, 5, "attention write");
+    let mut interrupted = looking;
+    interrupted.push(resumed(&[], &[]));
+    check(CHECKED, &interrupted, 5, "check write#1");
 }

@@ -414,6 +414,14 @@ fn timeline(tree: &RunTree, run: &RunRecord, indent: usize, md: &mut String) {
                 let comment = comment.as_deref().map(|c| format!(": {}", one_line(c))).unwrap_or_default();
                 format!("{}: `{step}` approved by {by}{comment}", utc(at))
             }
+            EventKind::StepCheckStarted { step, attempt } => {
+                format!("{}: `{step}` attempt {attempt} had no result after a crash; its check ran", utc(at))
+            }
+            EventKind::StepChecked { step, done, error, .. } => match (error, done) {
+                (Some(error), _) => format!("{}: the check of `{step}` failed: {}", utc(at), one_line(error)),
+                (None, true) => format!("{}: the check of `{step}` found its effect: recorded as succeeded", utc(at)),
+                (None, false) => format!("{}: the check of `{step}` found no effect: the step runs again", utc(at)),
+            },
             EventKind::StepRejected { step, by, comment } => {
                 let comment = comment.as_deref().map(|c| format!(": {}", one_line(c))).unwrap_or_default();
                 format!("{}: `{step}` rejected by {by}{comment}", utc(at))
