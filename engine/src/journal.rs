@@ -169,6 +169,8 @@ impl Journal {
             next = self.fold_from(run, &mut state, next, head)?;
         }
         let mut folds = self.recent_folds.lock().unwrap_or_else(PoisonError::into_inner);
+        // A load of the same run that ran meanwhile may have put its fold back: keep one.
+        folds.retain(|(id, _, _)| *id != run);
         if folds.len() == RECENT_FOLDS {
             folds.pop_front();
         }
@@ -376,5 +378,112 @@ impl crate::step::RunHistory for Journal {
 
     fn store_dir(&self) -> std::path::PathBuf {
         self.store.path().to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::event::{Outputs, RunStarted};
+    use crate::ids::{Attempt, StepId};
+
+    /// A run of `events` events: a step polling with `until`, started and polled again and again.
+    fn polling_events(events: u64) -> Vec<Event> {
+        let loaded = crate::testkit::workflow(
+            "name: poll\nsteps:\n  - id: wait\n    run: echo no\n    outputs:\n      ready: \"{{ stdout }}\"\n    until: outputs.ready == 'yes'\n    poll: { interval: 1s, timeout: 1000h }\n",
+        );
+        let at = Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).single().expect("valid date");
+        let started = Event {
+            at,
+            kind: EventKind::RunStarted(Box::new(RunStarted {
+                workflow: loaded.workflow,
+                source_hash: loaded.source_hash,
+                source_path: "poll.yaml".to_owned(),
+                inputs: serde_json::Map::new(),
+                parent: None,
+            })),
+        };
+        let step = StepId::new("wait").expect("valid id");
+        let polls = (1..).flat_map(|attempt| {
+            let mut outputs = Outputs::new();
+            outputs.insert("ready".to_owned(), serde_json::json!(format!("no {attempt}")));
+            [
+                Event { at, kind: EventKind::StepStarted { step: step.clone(), attempt: Attempt(attempt) } },
+                Event {
+                    at,
+                    kind: EventKind::StepPolled {
+                        step: step.clone(),
+                        attempt: Attempt(attempt),
+                        outputs,
+                        next_at: at,
+                        artifacts: Vec::new(),
+                        duration_ms: 1,
+                    },
+                },
+            ]
+        });
+        std::iter::once(started).chain(polls).take(usize::try_from(events).expect("fits")).collect()
+    }
+
+    fn append(journal: &Journal, run: RunId, from: Seq, events: &[Event]) -> Seq {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let mut next = from;
+        for chunk in events.chunks(1_000) {
+            next = runtime.block_on(journal.append(run, next, chunk)).expect("append");
+        }
+        next
+    }
+
+    /// The fold of every event, one by one, as the reference.
+    #[track_caller]
+    fn check_equals_plain_fold(journal: &Journal, run: RunId, loaded: &(RunState, Seq)) {
+        let events: Vec<Event> = journal.events(run).map(|item| item.expect("readable").1).collect();
+        let mut state = RunState::start(run, &events[0]).expect("run_started");
+        for event in &events[1..] {
+            state.apply(event).expect("fits");
+        }
+        assert_eq!(loaded.1, Seq(events.len() as u64 + 1));
+        assert_eq!(format!("{:?}", loaded.0), format!("{state:?}"));
+    }
+
+    #[test]
+    fn a_long_fold_read_on_a_second_thread_and_a_remembered_fold_equal_the_plain_fold() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let journal = Journal::new(SledStore::open(dir.path()).expect("store"), None);
+        let run = journal.allocate_run_id().expect("run id");
+        let events = polling_events(PARALLEL_FOLD_EVENTS + 1_001);
+        let next = append(&journal, run, Seq(1), &events);
+        let loaded = journal.load(run).expect("loads");
+        check_equals_plain_fold(&journal, run, &loaded);
+        // Remembered, then extended by what was appended since.
+        check_equals_plain_fold(&journal, run, &journal.load(run).expect("loads again"));
+        let more = polling_events(events.len() as u64 + 10);
+        append(&journal, run, next, &more[events.len()..]);
+        check_equals_plain_fold(&journal, run, &journal.load(run).expect("loads the longer log"));
+    }
+
+    #[test]
+    fn a_bad_record_stops_a_long_fold_and_a_remembered_one_at_its_seq() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let journal = Journal::new(SledStore::open(dir.path()).expect("store"), None);
+        let run = journal.allocate_run_id().expect("run id");
+        let events = polling_events(PARALLEL_FOLD_EVENTS + 1_001);
+        let next = append(&journal, run, Seq(1), &[events[0].clone()]);
+        // Remembered at seq 2, then a long tail with an undecodable record in it.
+        journal.load(run).expect("loads");
+        let mut next = append(&journal, run, next, &events[1..3_001]);
+        let bad = next;
+        next = Seq(journal.store().append(run.get(), next.0, &[b"not an event".as_slice()]).expect("raw append"));
+        let tail: Vec<Vec<u8>> = events[3_001..].iter().map(|e| event::encode(e).expect("encodes")).collect();
+        let tail: Vec<&[u8]> = tail.iter().map(Vec::as_slice).collect();
+        journal.store().append(run.get(), next.0, &tail).expect("raw append");
+        match journal.load(run) {
+            Err(EngineError::Decode { seq, .. }) => assert_eq!(seq, bad.0),
+            other => panic!("expected a decode error at seq {}, got {other:?}", bad.0),
+        }
+        // Nothing was remembered past the error: a new load reports it again.
+        assert!(matches!(journal.load(run), Err(EngineError::Decode { seq, .. }) if seq == bad.0));
     }
 }
