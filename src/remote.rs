@@ -172,7 +172,15 @@ pub async fn forward(store_dir: &Path) -> Result<Option<u8>> {
     let path = store_dir.join(SOCKET_NAME);
     let stream = match UnixStream::connect(&path).await {
         Ok(stream) => stream,
-        Err(error) if matches!(error.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+        // No holder, or one that just died (a reset): the caller opens the store or tries again.
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
             return Ok(None);
         }
         Err(error) => {

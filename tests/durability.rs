@@ -62,23 +62,14 @@ fn processes_in(dir: &Path) -> Vec<Process> {
 
 fn runs_json(sandbox: &Sandbox) -> Vec<serde_json::Value> {
     let mut runs = sandbox.run(&["runs", "--json"]);
-    // Right after a SIGKILL, a child the holder was forking still has the holder's descriptors (the
-    // store's lock, the socket) until it execs or exits; the CLI then finds the store held by a
-    // process that resets the connection. That is the CLI's to retry (see the issue note); here
-    // it must not hide a durability failure, so retry briefly.
+    // Seen rarely right after a SIGKILL of the holder: `runs` finds the store still locked, reaches
+    // the dead holder's socket and gets `Connection reset by peer`. Likely cause: a child the
+    // holder was forking keeps copies of its descriptors (the lock, the socket) until it execs.
+    // The CLI should retry that (reported with this issue); this test checks durability, so it
+    // retries briefly rather than fail on it.
     for _ in 0..10 {
         if runs.code == 0 {
             break;
-        }
-        if let Ok(meta) = std::fs::metadata(sandbox.store().join("db")) {
-            use std::os::unix::fs::MetadataExt as _;
-            let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-            for line in locks.lines().filter(|l| l.contains(&format!(":{} ", meta.ino()))) {
-                let pid = line.split_whitespace().nth(4).unwrap_or("?");
-                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                eprintln!("DIAG {}: lock {line}; holder {pid} {:?} {:?}", runs.stderr.trim(), String::from_utf8_lossy(&cmd), status.lines().filter(|l| l.starts_with("State") || l.starts_with("PPid")).collect::<Vec<_>>());
-            }
         }
         std::thread::sleep(Duration::from_millis(100));
         runs = sandbox.run(&["runs", "--json"]);
@@ -312,7 +303,7 @@ fn a_killed_engine_leaves_no_step_process_running() {
     let sandbox = Sandbox::new();
     let mut holder = start_orphans(&sandbox);
     sigkill(&mut holder);
-    // bash dies with the engine (parent-death signal); the guard kills the rest of the group.
+    // The guard kills the step's whole group when the engine dies.
     wait_for("the step's processes end with the engine", Duration::from_secs(5), || {
         processes_in(sandbox.path()).is_empty()
     });
@@ -328,15 +319,13 @@ fn a_resume_reaps_what_outlived_the_engine() {
     let sandbox = Sandbox::new();
     let mut holder = start_orphans(&sandbox);
     assert!(sandbox.store().join("artifacts/1/long.1.pgid").exists(), "the step recorded its process group");
-    // Without its guard, only bash gets the parent-death signal: its children live on.
+    // Without its guard, nothing stops the step's processes when the engine dies: they live on.
     for guard in processes_in(sandbox.path()).iter().filter(|p| p.cmdline.contains("runbook-step-guard")) {
         let pid = rustix::process::Pid::from_raw(guard.pid as i32).expect("pid");
         rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill the guard");
     }
     sigkill(&mut holder);
-    wait_for("bash dies with the engine", Duration::from_secs(5), || {
-        !processes_in(sandbox.path()).iter().any(|p| p.cmdline.starts_with("bash"))
-    });
+    std::thread::sleep(Duration::from_millis(300));
     let sleeps = || processes_in(sandbox.path()).iter().filter(|p| p.cmdline == "sleep 300").count();
     assert_eq!(sleeps(), 2, "the sleeps outlived the engine: {:?}", processes_in(sandbox.path()));
 
@@ -529,8 +518,8 @@ struct SoakFigures {
 
 /// One store, `runs` workflows submitted at once to one holder (the others forward to it),
 /// the holder and its clients SIGKILLed at random times, then every unfinished run resumed,
-/// again and again until every run has ended. One pass in eight (and every pass from the
-/// 40th) is left to finish, so that a round ends however the kills fall.
+/// again and again until every run has ended. From the 9th pass one in four (and every pass
+/// from the 40th) is left to finish, so that a round ends however the kills fall.
 fn soak_round(rng: &mut XorShift, runs: usize) -> SoakFigures {
     let sandbox = Sandbox::new();
     let workflow = sandbox.write("soak.yaml", SOAK);
@@ -552,7 +541,7 @@ fn soak_round(rng: &mut XorShift, runs: usize) -> SoakFigures {
         for run in &unfinished {
             processes.push(sandbox.spawn(&["resume", &run.to_string()]));
         }
-        let spare = figures.passes >= 40 || rng.between(1, 8) == 1;
+        let spare = figures.passes >= 40 || (figures.passes > 8 && rng.between(1, 4) == 1);
         let kill_after = if spare { Duration::from_secs(60) } else { Duration::from_millis(rng.between(20, 700)) };
         let deadline = Instant::now() + kill_after;
         while Instant::now() < deadline && processes.iter_mut().any(|p| p.try_wait().ok().flatten().is_none()) {

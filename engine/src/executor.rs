@@ -371,14 +371,21 @@ impl Engine {
 
     /// Steps started by an executor that died (the log has no result for them) may have left
     /// processes behind: their kinds stop them now, under the lease, before anything runs again.
+    /// A step's `check` may have been what was running: its kind reaps too.
     fn reap_orphans(&self, state: &RunState) {
         for (spec, step) in state.workflow.steps.iter().zip(&state.steps) {
-            if matches!(step.phase, StepPhase::Orphan | StepPhase::Running)
-                && step.attempt.0 > 0
-                && let Some(kind) = self.registry.get(&spec.kind)
+            if !matches!(step.phase, StepPhase::Orphan | StepPhase::Running | StepPhase::Checking)
+                || step.attempt.0 == 0
             {
-                let prefix = crate::step::attempt_artifacts_prefix(state.run_id, &spec.id, step.attempt);
-                kind.reap_orphan(&self.store_dir.join(prefix));
+                continue;
+            }
+            let prefix =
+                self.store_dir.join(crate::step::attempt_artifacts_prefix(state.run_id, &spec.id, step.attempt));
+            let check_kind = spec.check.as_ref().map(|check| check.kind.as_str()).filter(|kind| *kind != spec.kind);
+            for name in std::iter::once(spec.kind.as_str()).chain(check_kind) {
+                if let Some(kind) = self.registry.get(name) {
+                    kind.reap_orphan(&prefix);
+                }
             }
         }
     }

@@ -7,20 +7,22 @@
 //! when it is JSON) and `exit_code`.
 //!
 //! When the engine dies (SIGKILL, OOM), what a step started must not run on
-//! unseen. Three layers, each covering what the one before cannot:
-//! - bash gets SIGKILL from the kernel when the engine dies (parent-death
-//!   signal, `PR_SET_PDEATHSIG`);
+//! unseen. Two layers, the second covering what the first cannot:
 //! - a guard process in the step's process group (`bash -c 'read; kill -KILL 0'`)
 //!   reads a pipe whose other end only the engine holds: when the engine dies,
-//!   the read ends and the guard kills the whole group, grandchildren included,
-//!   which the parent-death signal does not reach;
+//!   the read ends and the guard kills the whole group, grandchildren included;
 //! - right after spawning, the step records its process group in
 //!   `STORE/artifacts/RUN/STEP.ATTEMPT.pgid`; a resumed run reaps an orphaned
 //!   attempt's group ([`StepKind::reap_orphan`]) before anything runs again, if
 //!   that group is still the step's (same leader start time, or members that
 //!   carry the attempt's `RUNBOOK_*` variables).
 //!
-//! A process that leaves the group on purpose (`setsid`) escapes all three.
+//! A process that leaves the group on purpose (`setsid`) escapes both.
+//! There is deliberately no parent-death signal (`PR_SET_PDEATHSIG`): setting it
+//! needs `pre_exec`, which makes the standard library fork the whole engine
+//! instead of using `posix_spawn` (ten times the cost of a short step, and a
+//! window in which the child holds the engine's open files, the store's lock
+//! among them), and the guard already covers what it would.
 
 use async_trait::async_trait;
 use runbook_engine::step::{ConfigCheck, StepKind, StepRequest, StepResult, attempt_artifacts_prefix};
@@ -126,7 +128,6 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
         // a timeout or cancel can signal the whole group, grandchildren included.
         .process_group(0)
         .kill_on_drop(true);
-    die_with_engine(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return StepResult::failed(format!("cannot start bash: {e}")),
@@ -223,32 +224,6 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
     values.insert("stdout".to_owned(), serde_json::Value::String(stdout_text));
     values.insert("exit_code".to_owned(), serde_json::Value::from(exit_code.unwrap_or(0)));
     StepResult { values, error: None, exit_code, artifacts, notes: Vec::new() }
-}
-
-/// Has the kernel send SIGKILL to bash when the engine dies.
-///
-/// The parent-death signal fires when the *thread* that forked exits, not the process: steps
-/// are spawned from tokio's worker threads, which live as long as the runtime, so it fires
-/// when the engine dies or shuts down. (A step spawned from a short-lived thread, such as
-/// `spawn_blocking`'s, would be killed when that thread exits.)
-fn die_with_engine(command: &mut Command) {
-    let engine = rustix::process::getpid();
-    // SAFETY: `pre_exec` runs the closure in the forked child before `exec`, where only
-    // async-signal-safe operations are allowed. The closure makes two raw syscalls through
-    // rustix's linux_raw backend, `prctl(PR_SET_PDEATHSIG)` and `getppid`, and on failure
-    // builds an `io::Error` from an errno, which does not allocate; it takes no lock and
-    // touches no memory shared with other threads (it captures a `Pid` by value).
-    #[allow(unsafe_code)]
-    unsafe {
-        command.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
-            // The engine may have died between fork and prctl, and then no signal comes.
-            if rustix::process::getppid() != Some(engine) {
-                return Err(rustix::io::Errno::SRCH.into());
-            }
-            Ok(())
-        });
-    }
 }
 
 /// Starts the guard in the step's process group (see the module doc). `None` (logged) when
