@@ -65,59 +65,151 @@ fn sigkill_mid_run_then_resume_repeats_no_completed_step() {
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
 }
 
-#[test]
-fn crash_after_every_event_then_resume_reaches_the_same_end() {
-    let sandbox = Sandbox::new();
-    let workflow = sandbox.write(
-        "quick.yaml",
-        r#"
+/// A sequential part (`a`, then `d`) around a parallel part (`b`, `c`).
+const CRASH_POINTS: &str = r#"
 name: quick
+inputs:
+  fail_c: { type: bool, default: false }
 steps:
   - id: a
-    run: echo x >> a.count
+    run: echo x >> a.count; echo a
+    outputs: { said: "{{ stdout }}" }
   - id: b
     needs: [a]
-    run: echo x >> b.count
+    run: echo x >> b.count; echo b
+    outputs: { said: "{{ stdout }}" }
   - id: c
     needs: [a]
-    run: echo x >> c.count
+    run: echo x >> c.count; [ {{ inputs.fail_c }} = false ]; echo c
+    outputs: { said: "{{ stdout }}" }
   - id: d
     needs: [b, c]
-    run: echo x >> d.count
-"#,
-    );
-    let path = workflow.to_str().expect("utf-8 path");
-    let clean = sandbox.run(&["run", path]);
-    assert_eq!(clean.code, 0);
-    let total = sandbox.events(clean.run_id()).len() as u64;
+    run: echo x >> d.count; echo d
+    outputs: { said: "{{ stdout }}" }
+"#;
+
+/// Runs `yaml` cleanly, then once per event boundary N with `RUNBOOK_CRASH_AFTER_EVENTS=N`,
+/// resuming until the run ends, and checks it ends as the clean run did with nothing lost or doubled.
+fn crash_at_every_boundary(yaml: &str, inputs: &[&str], sequential: &[&str], parallel: &[&str]) {
+    let run_args = |sandbox: &Sandbox| {
+        let path = sandbox.write("workflow.yaml", yaml);
+        let mut args = vec!["run".to_owned(), path.to_str().expect("utf-8 path").to_owned()];
+        for input in inputs {
+            args.extend(["-i".to_owned(), (*input).to_owned()]);
+        }
+        args
+    };
+    let clean_dir = Sandbox::new();
+    let args = run_args(&clean_dir);
+    let clean = clean_dir.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!clean.stderr.contains("panicked"));
+    let clean_status = clean_dir.status(1);
+    let total = clean_dir.events(1).len() as u64;
+    let outputs = |status: &serde_json::Value| -> Vec<serde_json::Value> {
+        status["steps"].as_array().expect("steps").iter().map(|s| s["outputs"].clone()).collect()
+    };
     for n in 1..total {
         let crash_dir = Sandbox::new();
-        let workflow = crash_dir.write("quick.yaml", &std::fs::read_to_string(path).expect("read"));
-        let mut command = crash_dir.command(&["run", workflow.to_str().expect("utf-8 path")]);
+        let args = run_args(&crash_dir);
+        let mut command = crash_dir.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
         command.env("RUNBOOK_CRASH_AFTER_EVENTS", n.to_string());
         let crashed = Run::from(command.output().expect("run"));
         assert_ne!(crashed.code, 0, "N={n}: the process must abort");
         let mut resumes = 0;
         loop {
             let status = crash_dir.status(1);
-            if status["status"] == "succeeded" {
+            if status["status"] == "succeeded" || status["status"] == "failed" {
                 break;
             }
             resumes += 1;
             assert!(resumes <= 2, "N={n}: still {} after resuming", status["status"]);
             let resumed = crash_dir.run(&["resume", "1"]);
-            assert_eq!(resumed.code, 0, "N={n}: {}\n{}", resumed.stdout, resumed.stderr);
+            assert!(!resumed.stderr.contains("panicked"), "N={n}: {}", resumed.stderr);
         }
+        let status = crash_dir.status(1);
+        assert_eq!(status["status"], clean_status["status"], "N={n}: the same end as the clean run");
+        assert_eq!(step_statuses(&status), step_statuses(&clean_status), "N={n}");
+        assert_eq!(outputs(&status), outputs(&clean_status), "N={n}: the same outputs");
         let events = crash_dir.events(1);
-        for step in ["a", "b", "c", "d"] {
-            let done = of_type(&events, "step_succeeded").into_iter().filter(|e| e["step"] == step).count();
-            assert_eq!(done, 1, "N={n}: {step} has one step_succeeded");
+        for step in sequential.iter().chain(parallel) {
+            let results = events
+                .iter()
+                .filter(|e| {
+                    e["step"] == *step
+                        && (e["type"] == "step_succeeded"
+                            || (e["type"] == "step_failed" && e.get("retry_at").is_none()))
+                })
+                .count();
+            let expected = usize::from(
+                clean_status["steps"]
+                    .as_array()
+                    .expect("steps")
+                    .iter()
+                    .any(|s| s["id"] == *step && s["status"] != "skipped"),
+            );
+            assert_eq!(results, expected, "N={n}: {step} has exactly one final result");
+        }
+        for step in sequential {
             let ran = crash_dir.count(&format!("{step}.count"));
-            assert!((1..=2).contains(&ran), "N={n}: {step} ran {ran} times");
+            assert_eq!(
+                ran,
+                clean_dir.count(&format!("{step}.count")),
+                "N={n}: sequential step {step} ran exactly as often as in the clean run"
+            );
+        }
+        for step in parallel {
+            let ran = crash_dir.count(&format!("{step}.count"));
+            assert!(ran <= 2 * clean_dir.count(&format!("{step}.count")).max(1), "N={n}: {step} ran {ran} times");
         }
         let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().expect("seq")).collect();
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "N={n}: seqs contiguous");
     }
+}
+
+#[test]
+fn crash_after_every_event_then_resume_reaches_the_same_end() {
+    crash_at_every_boundary(CRASH_POINTS, &[], &["a", "d"], &["b", "c"]);
+}
+
+#[test]
+fn crash_after_every_event_of_a_failing_run_ends_in_the_same_failure() {
+    crash_at_every_boundary(CRASH_POINTS, &["fail_c=true"], &["a", "d"], &["b", "c"]);
+}
+
+#[test]
+fn a_resumed_run_waits_out_the_recorded_retry_time_rather_than_restarting_the_backoff() {
+    let sandbox = Sandbox::new();
+    let workflow = sandbox.write(
+        "retry.yaml",
+        r#"
+name: retry
+steps:
+  - id: flaky
+    run: echo x >> flaky.count; [ "$(wc -l < flaky.count)" -ge 2 ]
+    retry: { attempts: 2, delay: 2s }
+"#,
+    );
+    // run_started, step_started, step_failed (with retry_at): crash right there.
+    let mut command = sandbox.command(&["run", workflow.to_str().expect("utf-8 path")]);
+    command.env("RUNBOOK_CRASH_AFTER_EVENTS", "3");
+    assert_ne!(Run::from(command.output().expect("run")).code, 0);
+    std::thread::sleep(Duration::from_millis(1000));
+    let resumed = sandbox.run(&["resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
+    let events = sandbox.events(1);
+    let time = |e: &serde_json::Value, field: &str| {
+        chrono::DateTime::parse_from_rfc3339(e[field].as_str().expect("a time")).expect("rfc 3339")
+    };
+    let failed = of_type(&events, "step_failed")[0];
+    let retry_at = time(failed, "retry_at");
+    let second = of_type(&events, "step_started").into_iter().find(|e| e["attempt"] == 2).expect("attempt 2");
+    let started = time(second, "at");
+    assert!(started >= retry_at, "attempt 2 waited for its retry time");
+    assert!(
+        (started - retry_at).num_milliseconds() < 800,
+        "attempt 2 started at the recorded retry time ({retry_at}), not a full delay after the resume ({started})"
+    );
+    assert_eq!(sandbox.count("flaky.count"), 2);
 }
 
 #[test]
