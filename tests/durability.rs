@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use runbook_storage::{KvState, LeaseHolder, LeaseOutcome, SledStore};
 
-use crate::util::{Sandbox, of_type};
+use crate::util::{Sandbox, of_type, sigkill};
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -19,12 +19,6 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 fn wait_for_file(sandbox: &Sandbox, name: &str) {
     wait_for(&format!("{name} appears"), Duration::from_secs(20), || sandbox.path().join(name).exists());
-}
-
-fn sigkill(child: &mut Child) {
-    // SIGKILL, unless it has exited and been reaped already (its pid may be another's now).
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn utf8(path: &Path) -> &str {

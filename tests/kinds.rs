@@ -355,12 +355,7 @@ steps:
     let mut run = sandbox.spawn(&["run", workflow.to_str().expect("utf-8 path")]);
     wait_running(&sandbox, 0);
     // Kill the engine while it waits; the deadline is in the log, not in the process.
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(run.id() as i32).expect("pid"),
-        rustix::process::Signal::KILL,
-    )
-    .expect("kill");
-    let _ = run.wait();
+    crate::util::sigkill(&mut run);
     std::thread::sleep(std::time::Duration::from_millis(1600));
     let started = std::time::Instant::now();
     let resumed = sandbox.run(&["resume", "1"]);

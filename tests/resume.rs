@@ -35,12 +35,7 @@ fn sigkill_mid_run_then_resume_repeats_no_completed_step() {
     let mut child = sandbox.spawn(&["run", workflow.to_str().expect("utf-8 path")]);
     wait_for_file(&sandbox, "slow.count");
     // The first step has finished and `slow` is mid-way: kill the engine without warning.
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(child.id() as i32).expect("pid"),
-        rustix::process::Signal::KILL,
-    )
-    .expect("kill");
-    let _ = child.wait();
+    crate::util::sigkill(&mut child);
 
     let listed = sandbox.run(&["runs", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&listed.stdout)
@@ -230,12 +225,7 @@ steps:
     );
     let mut child = sandbox.spawn(&["run", workflow.to_str().expect("utf-8 path")]);
     wait_for_file(&sandbox, "recreate.count");
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(child.id() as i32).expect("pid"),
-        rustix::process::Signal::KILL,
-    )
-    .expect("kill");
-    let _ = child.wait();
+    crate::util::sigkill(&mut child);
 
     let first = sandbox.run(&["resume", "1"]);
     assert_eq!(first.code, 3, "{}\n{}", first.stdout, first.stderr);
@@ -268,12 +258,7 @@ steps:
     );
     let mut child = sandbox.spawn(&["run", workflow.to_str().expect("utf-8 path")]);
     wait_for_file(&sandbox, "second");
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(child.id() as i32).expect("pid"),
-        rustix::process::Signal::KILL,
-    )
-    .expect("kill");
-    let _ = child.wait();
+    crate::util::sigkill(&mut child);
     let rerun = sandbox.run(&["resume", "1", "--rerun", "recreate"]);
     assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
     assert_eq!(sandbox.count("recreate.count"), 2);
@@ -349,12 +334,7 @@ fn crash_in_the_middle_of_recreate(sandbox: &Sandbox) {
     let workflow = sandbox.write("checked.yaml", CHECKED);
     let mut child = sandbox.spawn(&["run", workflow.to_str().expect("utf-8 path")]);
     wait_for_file(sandbox, "started");
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(child.id() as i32).expect("pid"),
-        rustix::process::Signal::KILL,
-    )
-    .expect("kill");
-    let _ = child.wait();
+    crate::util::sigkill(&mut child);
 }
 
 #[test]

@@ -77,6 +77,13 @@ impl Sandbox {
     }
 }
 
+/// SIGKILLs a `runbook` process (`Child::kill` sends SIGKILL) and reaps it.
+pub fn sigkill(child: &mut std::process::Child) {
+    // Unless it has exited and been reaped already (its pid may be another's now).
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// What a finished `runbook` process did.
 #[derive(Debug)]
 pub struct Run {
