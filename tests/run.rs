@@ -381,3 +381,45 @@ steps:
     assert!(result.stderr.contains(":4:") && result.stderr.contains("applies to string inputs"), "{}", result.stderr);
     assert!(result.stderr.contains(":5:") && result.stderr.contains("does not match the pattern"), "{}", result.stderr);
 }
+
+#[test]
+fn templates_may_use_declared_secrets_which_never_reach_the_store() {
+    let sandbox = Sandbox::new();
+    let canary = "canary-7d1e-template-secret";
+    let workflow = sandbox.write(
+        "secret-template.yaml",
+        r#"
+name: secret-template
+secrets: [API_TOKEN]
+steps:
+  - id: use
+    env:
+      TOKEN: "Bearer {{ secrets.API_TOKEN }}"
+    run: printf '%s' "$TOKEN" > received; echo "sent $TOKEN"
+    outputs:
+      said: "{{ stdout }}"
+"#,
+    );
+    let mut command = sandbox.command(&["run", workflow.to_str().expect("utf-8 path")]);
+    command.env("API_TOKEN", canary);
+    let result = crate::util::Run::from(command.output().expect("run"));
+    assert_eq!(result.code, 0, "{}\n{}", result.stdout, result.stderr);
+    let received = std::fs::read_to_string(sandbox.path().join("received")).expect("received");
+    assert_eq!(received, format!("Bearer {canary}"), "the step got the secret");
+    assert_eq!(sandbox.status(1)["steps"][0]["outputs"]["said"], "sent Bearer ***");
+    for entry in walk(&sandbox.store()) {
+        let bytes = std::fs::read(&entry).expect("read store file");
+        assert!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()), "the secret is in {}", entry.display());
+    }
+    let undeclared = sandbox.write(
+        "undeclared.yaml",
+        "name: undeclared\nsecrets: [API_TOKEN]\nsteps:\n  - id: use\n    run: echo {{ secrets.OTHER_TOKEN }}\n",
+    );
+    let invalid = sandbox.run(&["validate", undeclared.to_str().expect("utf-8 path")]);
+    assert_eq!(invalid.code, 2);
+    assert!(
+        invalid.stderr.contains(":5:") && invalid.stderr.contains("`secrets.OTHER_TOKEN` is not declared"),
+        "{}",
+        invalid.stderr
+    );
+}

@@ -835,7 +835,22 @@ impl RunLoop {
                 positions
             }
         };
-        self.state.template_context_of(positions.as_deref())
+        let mut context = self.state.template_context_of(positions.as_deref());
+        // Secrets are read from the run's environment when a step needs them, never kept in
+        // the state or the log; whatever a step makes of one is masked before it is recorded.
+        if !self.state.workflow.secrets.is_empty()
+            && let serde_json::Value::Object(map) = &mut context
+        {
+            let secrets: serde_json::Map<String, serde_json::Value> = self
+                .state
+                .workflow
+                .secrets
+                .iter()
+                .filter_map(|name| self.environment.var(name).map(|value| (name.clone(), value.into())))
+                .collect();
+            map.insert("secrets".to_owned(), serde_json::Value::Object(secrets));
+        }
+        context
     }
 
     /// Turns a finished `check` into `step_checked`: the effect is there (the step succeeded,

@@ -58,6 +58,7 @@ pub fn load_str(path: &Path, source: &str, registry: &Registry) -> Result<Loaded
         diagnostics: Vec::new(),
         templates: Templates::new(),
         schedule_inputs: Vec::new(),
+        secret_names: Vec::new(),
     };
     let workflow = checker.workflow(&root);
     match workflow {
@@ -107,6 +108,8 @@ struct Checker<'a> {
     templates: Templates,
     /// Inputs given by schedule entries, checked once the inputs are known.
     schedule_inputs: Vec<ScheduleInputs>,
+    /// The workflow's declared secrets, which templates may name as `secrets.NAME`.
+    secret_names: Vec<String>,
 }
 
 struct ScheduleInputs {
@@ -247,6 +250,7 @@ impl<'a> Checker<'a> {
         if name.is_none() && !entries.iter().any(|(k, _)| k.name == "name") {
             self.error(root.position, "name", "missing key `name`: every workflow has a name ([a-z0-9-]+)");
         }
+        self.secret_names = secrets.clone();
         let steps = match steps_node {
             Some(node) => self.steps(node, &inputs, on_failure_node, outputs_node, &mut outputs),
             None => {
@@ -1139,7 +1143,8 @@ impl<'a> Checker<'a> {
         drafts: &[DraftStep],
         inputs: &[InputSpec],
     ) {
-        let scope = Scope { ancestors, drafts, inputs, own: draft };
+        let secrets = self.secret_names.clone();
+        let scope = Scope { ancestors, drafts, inputs, secrets: &secrets, own: draft };
         if let (Some(condition), Some(position)) = (&draft.spec.condition, draft.condition_position)
             && let Ok(variables) = self.templates.expression_variables(condition)
         {
@@ -1192,6 +1197,7 @@ struct Scope<'s> {
     ancestors: &'s BTreeSet<usize>,
     drafts: &'s [DraftStep],
     inputs: &'s [InputSpec],
+    secrets: &'s [String],
     own: &'s DraftStep,
 }
 
@@ -1247,6 +1253,13 @@ impl Scope<'_> {
                 }
             }
             "failure" if self.own.spec.handler => Ok(()),
+            "secrets" => match parts.get(1) {
+                Some(name) if self.secrets.iter().any(|s| s == name) => Ok(()),
+                Some(name) => {
+                    Err(format!("`secrets.{name}` is not declared: add `{name}` to the workflow's `secrets`"))
+                }
+                None => Err("name the secret: `secrets.NAME`".to_owned()),
+            },
             "run" => match parts.get(1) {
                 None | Some(&"id") | Some(&"workflow") => Ok(()),
                 Some(other) => Err(format!("`run.{other}` is unknown: `run` has `id` and `workflow`")),
