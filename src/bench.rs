@@ -517,20 +517,7 @@ async fn write_polling_run(engine: &Arc<Engine>, events: u64) -> Result<RunId> {
         let mut outputs = Outputs::new();
         outputs.insert("n".to_owned(), serde_json::json!(i));
         outputs.insert("label".to_owned(), serde_json::json!(format!("step {i}")));
-        [
-            Event { at, kind: EventKind::StepStarted { step: step.clone(), attempt: Attempt(1) } },
-            Event {
-                at,
-                kind: EventKind::StepSucceeded {
-                    step,
-                    attempt: Attempt(1),
-                    outputs,
-                    exit_code: None,
-                    artifacts: Vec::new(),
-                    duration_ms: 0,
-                },
-            },
-        ]
+        finished_step(at, step, outputs)
     });
     let wait = step_id("wait");
     let polls = (1..).flat_map(move |attempt| {
@@ -557,6 +544,24 @@ async fn write_polling_run(engine: &Arc<Engine>, events: u64) -> Result<RunId> {
     Ok(run)
 }
 
+/// The two events of a step that started and succeeded at its first attempt.
+fn finished_step(at: chrono::DateTime<Utc>, step: StepId, outputs: Outputs) -> [Event; 2] {
+    [
+        Event { at, kind: EventKind::StepStarted { step: step.clone(), attempt: Attempt(1) } },
+        Event {
+            at,
+            kind: EventKind::StepSucceeded {
+                step,
+                attempt: Attempt(1),
+                outputs,
+                exit_code: None,
+                artifacts: Vec::new(),
+                duration_ms: 0,
+            },
+        },
+    ]
+}
+
 /// An interrupted run with `events` events: `events / 2 - 1` finished `set` steps, and one more
 /// step still pending, which a resume starts.
 async fn write_interrupted_run(engine: &Arc<Engine>, events: u64) -> Result<RunId> {
@@ -573,20 +578,7 @@ async fn write_interrupted_run(engine: &Arc<Engine>, events: u64) -> Result<RunI
         let step = step_id(&format!("s{i}"));
         let mut outputs = Outputs::new();
         outputs.insert("n".to_owned(), serde_json::json!(i));
-        [
-            Event { at, kind: EventKind::StepStarted { step: step.clone(), attempt: Attempt(1) } },
-            Event {
-                at,
-                kind: EventKind::StepSucceeded {
-                    step,
-                    attempt: Attempt(1),
-                    outputs,
-                    exit_code: None,
-                    artifacts: Vec::new(),
-                    duration_ms: 0,
-                },
-            },
-        ]
+        finished_step(at, step, outputs)
     });
     let interrupted = Event {
         at,
