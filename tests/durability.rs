@@ -99,6 +99,9 @@ fn corrupt_record(store: &Path, run: u64, seq: u64) {
     value[at] ^= 0x01;
     events.insert(&key, value).expect("write record");
     db.flush().expect("flush");
+    drop((events, db));
+    let released = runbook_storage::wait_until_released(store, Duration::from_secs(10)).expect("probe the store lock");
+    assert!(released, "sled still holds {} after closing", store.display());
 }
 
 const OK: &str = r#"

@@ -21,7 +21,7 @@ mod sled_store;
 
 pub use error::{Result, StorageError};
 pub use lease::{LeaseHolder, LeaseOutcome, holder_is_alive};
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, wait_until_released};
 
 /// Identifies a stream (a run). Never 0.
 pub type StreamId = u64;

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -52,6 +53,8 @@ struct Inner {
     flusher: Mutex<Option<JoinHandle<()>>>,
     /// Appends that wrote records and waited for a flush.
     appends: AtomicU64,
+    /// Last, so that it drops after every sled handle above.
+    release: AwaitRelease,
 }
 
 /// Why an append transaction gave up.
@@ -106,6 +109,7 @@ impl SledStore {
                 commit,
                 flusher: Mutex::new(Some(flusher)),
                 appends: AtomicU64::new(0),
+                release: AwaitRelease { path: dir.to_path_buf(), wait: true },
             }),
         })
     }
@@ -272,12 +276,68 @@ impl Drop for Inner {
             // may the flusher thread: keep the handles alive and let it go.
             // The store is unusable until reopened anyway.
             std::mem::forget((self.db.clone(), self.events.clone(), self.heads.clone(), self.meta.clone()));
+            self.release.wait = false;
             return;
         }
         if let Some(flusher) = flusher
             && flusher.join().is_err()
         {
             tracing::error!(store = %self.path.display(), "the flusher thread panicked");
+        }
+    }
+}
+
+/// The last field of [`Inner`]: once every sled handle has dropped, waits
+/// for sled to let the store go. sled's background IO threads hold the
+/// database file, and with it the directory's lock, a moment longer than
+/// the last handle; without this wait, a store closed and opened again at
+/// once in the same process could be refused as locked.
+struct AwaitRelease {
+    path: PathBuf,
+    wait: bool,
+}
+
+impl Drop for AwaitRelease {
+    fn drop(&mut self) {
+        if !self.wait {
+            return;
+        }
+        match wait_until_released(&self.path, RELEASE_TIMEOUT) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(store = %self.path.display(), "sled still holds the store after closing"),
+            Err(error) => {
+                tracing::warn!(store = %self.path.display(), %error, "cannot tell whether sled let the store go")
+            }
+        }
+    }
+}
+
+/// How long closing a store waits for sled's IO threads to let it go.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until no handle in this process or another holds the lock sled
+/// takes on the store in `dir` (an exclusive `flock` on its `db` file), up
+/// to `timeout`. True once it is free (or the store has no `db` file).
+///
+/// Dropping a sled database returns before its background IO threads drop
+/// their reference to the locked file; this is how a caller that closed a
+/// store, through [`SledStore`] or through sled itself, waits for that.
+pub fn wait_until_released(dir: &Path, timeout: Duration) -> io::Result<bool> {
+    let file = match File::open(dir.join("db")) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(error) => return Err(error),
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            // Closing `file` releases the probe's own lock.
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(errno) => return Err(errno.into()),
         }
     }
 }

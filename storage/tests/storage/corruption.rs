@@ -1,6 +1,7 @@
 //! Damaged records, made through sled directly, are reported with their seq and never skipped.
 
 use std::path::Path;
+use std::time::Duration;
 
 use runbook_storage::{EventLog, Seq, StorageError, StreamId};
 
@@ -31,13 +32,22 @@ fn damage(dir: &Path, stream: StreamId, seq: Seq, change: impl FnOnce(&mut Vec<u
         }
         None => panic!("no record {seq} in stream {stream}"),
     }
+    drop(events);
+    close(db, dir);
+}
+
+/// Closes a database opened with sled itself, and waits until sled lets
+/// the directory go, so that the store can be opened at once.
+fn close(db: sled::Db, dir: &Path) {
     db.flush().unwrap();
+    drop(db);
+    assert!(runbook_storage::wait_until_released(dir, Duration::from_secs(10)).unwrap());
 }
 
 fn remove(dir: &Path, stream: StreamId, seq: Seq) {
     let db = sled::open(dir).unwrap();
     db.open_tree("events").unwrap().remove(key(stream, seq)).unwrap();
-    db.flush().unwrap();
+    close(db, dir);
 }
 
 /// Reads stream 1 and asserts records 1 and 2 come back, then a `Corrupt`
