@@ -331,11 +331,10 @@ async fn execute(engine: &Arc<Engine>, run: RunId) -> Result<()> {
     Ok(())
 }
 
-/// Store size after a flush / events in it.
+/// Store size after a checkpoint (the store at rest, as closing leaves it) / events in it.
 fn bytes_per_event(engine: &Engine) -> Result<f64> {
     let store = engine.journal().store();
-    // A durable write waits for a flush of everything before it, unsynced index entries included.
-    runbook_storage::KvState::kv_put(store, "bench", b"flushed", b"")?;
+    store.checkpoint()?;
     let events: u64 = runbook_storage::EventLog::streams(store)?
         .into_iter()
         .map(|stream| runbook_storage::EventLog::next_seq(store, stream).map(|next| next - 1))

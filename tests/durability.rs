@@ -390,7 +390,9 @@ fn filling_workflow() -> String {
 #[test]
 fn a_full_disk_interrupts_the_run_cleanly_and_resume_goes_on_once_there_is_room() {
     let sandbox = Sandbox::new();
-    let _tmpfs = match Tmpfs::mount(&sandbox.store(), "4m") {
+    // Room for the run twice over: until a checkpoint, the store holds its
+    // writes both in sled's files and in its write-ahead log.
+    let _tmpfs = match Tmpfs::mount(&sandbox.store(), "8m") {
         Ok(tmpfs) => tmpfs,
         Err(why) => return skip_or_fail("a_full_disk_interrupts_the_run_cleanly", &why),
     };

@@ -1,17 +1,20 @@
-//! Group commit: one flusher thread makes every waiting write durable with a single flush.
+//! Group commit: one flusher thread makes every waiting write durable with one write-ahead log append.
 //!
-//! A writer inserts into sled first and only then takes a [`Ticket`] for the
-//! pending batch. The flusher takes the whole pending batch, flushes, and
-//! completes every ticket of that batch at once; tickets taken while a flush
-//! runs join the next batch, whose flush necessarily starts after their
-//! inserts. So a ticket completes only after a flush that began after its
-//! write, and under load one flush serves many writers.
+//! A writer applies its write to sled and encodes it into the log buffer in
+//! one critical section ([`GroupCommit::logged`]), and only then takes a
+//! [`Ticket`] for the pending batch. The flusher takes the whole pending
+//! batch, then the buffer, appends the buffer to the current log segment
+//! and `fdatasync`s it, and completes every ticket of that batch at once;
+//! tickets taken while a flush runs join the next batch, whose flush takes
+//! the buffer after their writes. So a ticket completes only after a sync
+//! of its write, and under load one sync serves many writers.
 //!
-//! A flush is `Db::flush` (which in sled 0.34.7 ends in `sync_file_range`,
-//! enough against a killed process but not against power loss), then
-//! `fsync` of any new blob file (sled writes values larger than about
-//! 128 KiB to `blobs/` and never syncs them), then `fdatasync` of the `db`
-//! file through a handle of our own.
+//! When the segment grows past [`wal::CHECKPOINT_BYTES`], the flusher starts
+//! a new one and a checkpoint thread makes sled's files durable (`Db::flush`,
+//! which in sled 0.34.7 ends in `sync_file_range`, then `fsync` of any new
+//! blob file, since sled writes values larger than about 128 KiB to `blobs/`
+//! and never syncs them, then `fdatasync` of the `db` file) and removes the
+//! older segments. Closing the store checkpoints everything.
 //!
 //! A failed flush fails every later one too, until the store is reopened.
 //! So does a failed write ([`GroupCommit::poison`]): sled 0.34.7 can leave
@@ -19,7 +22,7 @@
 //! writing a blob hits ENOSPC, the writer's claim on the log buffer is never
 //! released, and every later `flush` waits forever). Poisoning completes
 //! the waiting batches with the error at once, and a poisoned store neither
-//! flushes at shutdown nor waits for a flusher that may be stuck in sled.
+//! checkpoints at shutdown nor waits for a flusher that may be stuck in sled.
 //! sled itself refuses all writes after an IO error in its log (measured:
 //! after ENOSPC, freeing space does not help; reopening does, with every
 //! acknowledged record intact). And after a failed `fdatasync` the kernel
@@ -30,13 +33,14 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use tokio::sync::watch;
 
 use crate::error::{copy_io_error, recover_os_error};
+use crate::wal::{self, Segment};
 use crate::{Result, StorageError};
 
 /// State shared between writers and the flusher thread.
@@ -49,6 +53,9 @@ pub(crate) struct GroupCommit {
     /// "flushing store DIR", the context of every flush error.
     context: String,
     flushes: AtomicU64,
+    /// Frames of the writes applied to sled since the last flush took the
+    /// buffer, in the order sled applied them.
+    log: Mutex<Vec<u8>>,
 }
 
 struct State {
@@ -59,6 +66,8 @@ struct State {
     flushing: Option<Arc<Batch>>,
     /// The first failed flush or write; once set, nothing is flushed any more.
     failed: Option<Arc<FlushFailure>>,
+    /// The pending batch also waits for a checkpoint.
+    checkpoint: bool,
     shutdown: bool,
 }
 
@@ -69,11 +78,21 @@ struct Batch {
     finished: watch::Sender<bool>,
 }
 
-/// Why a flush failed.
+/// Why a flush or a checkpoint failed.
 #[derive(Debug)]
-enum FlushFailure {
+pub(crate) enum FlushFailure {
     Io(io::Error),
     Backend(String),
+}
+
+impl FlushFailure {
+    /// The error, with `context` naming what was being done.
+    pub(crate) fn into_error(self, context: String) -> StorageError {
+        match self {
+            FlushFailure::Io(source) => StorageError::Io { context, source },
+            FlushFailure::Backend(message) => StorageError::Backend { context, message },
+        }
+    }
 }
 
 /// A batch's failure: the first failed flush, shared by its waiters and by
@@ -99,25 +118,45 @@ pub(crate) struct Ticket {
 }
 
 impl GroupCommit {
-    /// Starts the flusher thread for `db`, whose directory is `dir`.
+    /// Starts the flusher thread, appending to `segment` and checkpointing
+    /// through `checkpointer`; `dir` is the store directory.
     pub(crate) fn start(
-        db: sled::Db,
-        db_file: File,
-        dir: PathBuf,
+        checkpointer: Checkpointer,
+        segment: Segment,
+        dir: &Path,
     ) -> io::Result<(Arc<GroupCommit>, std::thread::JoinHandle<()>)> {
         let commit = Arc::new(GroupCommit {
-            state: Mutex::new(State { pending: None, flushing: None, failed: None, shutdown: false }),
+            state: Mutex::new(State {
+                pending: None,
+                flushing: None,
+                failed: None,
+                checkpoint: false,
+                shutdown: false,
+            }),
             work: Condvar::new(),
             done: Condvar::new(),
             context: format!("flushing store {}", dir.display()),
             flushes: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
         });
-        let mut flusher = Flusher { db, db_file, blobs_dir: dir.join("blobs"), synced_blobs: HashSet::new() };
+        let mut flusher = Flusher { segment, spare: Vec::new(), checkpoint: CheckpointState::Idle(checkpointer) };
         let thread_commit = Arc::clone(&commit);
         let thread = std::thread::Builder::new()
             .name("runbook-storage-flush".to_owned())
             .spawn(move || flusher.run(&thread_commit))?;
         Ok((commit, thread))
+    }
+
+    /// Runs `write`, which applies a write to sled and, if it changed
+    /// anything, encodes it into the log buffer it is given, while no other
+    /// write can: the frames are in the order sled applied the writes. Take
+    /// a [`ticket`](Self::ticket) afterwards to wait until it is durable.
+    pub(crate) fn logged<T>(&self, write: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        // `write` encodes a frame only after sled applied the write, and
+        // encoding cannot fail (running out of memory aborts): a panic in
+        // sled leaves the buffer without a partial frame, usable.
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        write(&mut log)
     }
 
     /// Joins the pending batch. Call only after the write to be made durable
@@ -136,6 +175,13 @@ impl GroupCommit {
         drop(state);
         self.work.notify_one();
         Ticket { commit: Arc::clone(self), batch }
+    }
+
+    /// Waits until everything written so far is durable in sled's own files
+    /// and the log segments holding it are removed.
+    pub(crate) fn checkpoint(self: &Arc<Self>) -> Result<()> {
+        self.lock().checkpoint = true;
+        self.ticket().wait()
     }
 
     /// How many flushes have completed, successful or not.
@@ -181,6 +227,14 @@ impl GroupCommit {
         // The state is an Option and a flag, each written in one assignment:
         // a panic elsewhere cannot leave it half-updated, so poison is moot.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a failed flush or checkpoint: nothing is flushed any more.
+    fn fail(&self, failure: FlushFailure) -> FlushError {
+        tracing::error!(error = ?failure, "{}", self.context);
+        let failure = Arc::new(failure);
+        self.lock().failed.get_or_insert_with(|| Arc::clone(&failure));
+        FlushError { failure, earlier: false }
     }
 
     fn complete(&self, batch: &Batch, outcome: Result<(), FlushError>) {
@@ -245,26 +299,33 @@ impl Ticket {
 
 /// The flusher thread's own handles.
 struct Flusher {
-    db: sled::Db,
-    db_file: File,
-    blobs_dir: PathBuf,
-    /// Blob files already synced; starts empty so that the first flush also
-    /// syncs blobs a previous, killed process left only in the page cache.
-    synced_blobs: HashSet<OsString>,
+    segment: Segment,
+    /// The buffer swapped with the writers' on each flush, kept for its capacity.
+    spare: Vec<u8>,
+    checkpoint: CheckpointState,
+}
+
+/// The checkpointer, idle or at work on a thread of its own.
+enum CheckpointState {
+    Idle(Checkpointer),
+    Running(std::thread::JoinHandle<(Checkpointer, Result<(), FlushFailure>)>),
+    /// The checkpointer was lost (its thread panicked or could not start):
+    /// the segments stay, and the next open replays them.
+    Gone,
 }
 
 impl Flusher {
     fn run(&mut self, commit: &GroupCommit) {
         loop {
-            let (batch, failed) = {
+            let (batch, failed, checkpoint) = {
                 let mut state = commit.lock();
                 loop {
                     if let Some(batch) = state.pending.take() {
                         state.flushing = Some(Arc::clone(&batch));
-                        break (Some(batch), state.failed.clone());
+                        break (Some(batch), state.failed.clone(), std::mem::take(&mut state.checkpoint));
                     }
                     if state.shutdown {
-                        break (None, state.failed.clone());
+                        break (None, state.failed.clone(), false);
                     }
                     state = commit.work.wait(state).unwrap_or_else(PoisonError::into_inner);
                 }
@@ -272,34 +333,155 @@ impl Flusher {
             let Some(batch) = batch else { break };
             let outcome = match failed {
                 Some(failure) => Err(FlushError { failure, earlier: true }),
-                None => self.flush().map_err(|failure| {
-                    tracing::error!(error = ?failure, "{}", commit.context);
-                    let failure = Arc::new(failure);
-                    let mut state = commit.lock();
-                    state.failed.get_or_insert_with(|| Arc::clone(&failure));
-                    FlushError { failure, earlier: false }
-                }),
+                None => self
+                    .flush(commit)
+                    .and_then(|()| if checkpoint { self.checkpoint_now() } else { Ok(()) })
+                    .map_err(|failure| commit.fail(failure)),
             };
             commit.lock().flushing = None;
             commit.complete(&batch, outcome);
+            if commit.is_poisoned() {
+                continue;
+            }
+            if let Err(failure) = self.maybe_checkpoint(commit) {
+                commit.fail(failure);
+            }
         }
-        // Writes made without waiting (`kv_put_unsynced`) get the same
-        // treatment as the rest on a clean shutdown.
-        if !commit.is_poisoned()
-            && let Err(failure) = self.flush()
-        {
+        if commit.is_poisoned() {
+            return;
+        }
+        // A clean shutdown: what is still buffered (`kv_put_unsynced`), then
+        // a checkpoint of everything, which leaves no segment behind.
+        let last = self.flush(commit).and_then(|()| {
+            let mut checkpointer = self.finish_checkpoint()?;
+            checkpointer.run(u64::MAX)
+        });
+        if let Err(failure) = last {
             tracing::warn!(error = ?failure, "{} at shutdown", commit.context);
         }
     }
 
-    fn flush(&mut self) -> Result<(), FlushFailure> {
+    /// Appends the buffered frames to the segment and syncs them.
+    fn flush(&mut self, commit: &GroupCommit) -> Result<(), FlushFailure> {
+        {
+            let mut log = commit.log.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::swap(&mut *log, &mut self.spare);
+        }
+        if self.spare.is_empty() {
+            // Every frame buffered before this batch's tickets is already
+            // in a flush that completed: there is nothing to wait for.
+            return Ok(());
+        }
+        let written = self.segment.write_durably(&self.spare).map_err(FlushFailure::Io);
+        self.spare.clear();
+        written
+    }
+
+    /// Once the segment is large enough and no checkpoint runs, starts a
+    /// new segment and a checkpoint that removes the older ones.
+    fn maybe_checkpoint(&mut self, commit: &GroupCommit) -> Result<(), FlushFailure> {
+        if let CheckpointState::Running(thread) = &self.checkpoint
+            && thread.is_finished()
+        {
+            let checkpointer = self.finish_checkpoint()?;
+            self.checkpoint = CheckpointState::Idle(checkpointer);
+        }
+        if self.segment.len() < wal::CHECKPOINT_BYTES {
+            return Ok(());
+        }
+        let CheckpointState::Idle(_) = &self.checkpoint else { return Ok(()) };
+        let CheckpointState::Idle(mut checkpointer) = std::mem::replace(&mut self.checkpoint, CheckpointState::Gone)
+        else {
+            return Ok(());
+        };
+        let next = self.segment.number + 1;
+        self.segment = Segment::create(&checkpointer.wal_dir, next).map_err(FlushFailure::Io)?;
+        let context = commit.context.clone();
+        let thread = std::thread::Builder::new().name("runbook-storage-checkpoint".to_owned()).spawn(move || {
+            let outcome = checkpointer.run(next);
+            if let Err(failure) = &outcome {
+                tracing::error!(error = ?failure, "{context}: checkpoint failed");
+            }
+            (checkpointer, outcome)
+        });
+        match thread {
+            Ok(thread) => self.checkpoint = CheckpointState::Running(thread),
+            // The segments stay until the store is closed or reopened.
+            Err(error) => tracing::warn!(%error, "{}: cannot start a checkpoint thread", commit.context),
+        }
+        Ok(())
+    }
+
+    /// Starts a new segment and checkpoints everything before it, here and now.
+    fn checkpoint_now(&mut self) -> Result<(), FlushFailure> {
+        let mut checkpointer = self.finish_checkpoint()?;
+        let next = self.segment.number + 1;
+        self.segment = Segment::create(&checkpointer.wal_dir, next).map_err(FlushFailure::Io)?;
+        checkpointer.run(next)?;
+        self.checkpoint = CheckpointState::Idle(checkpointer);
+        Ok(())
+    }
+
+    /// Waits for a running checkpoint and returns the checkpointer, or the
+    /// checkpoint's failure.
+    fn finish_checkpoint(&mut self) -> Result<Checkpointer, FlushFailure> {
+        match std::mem::replace(&mut self.checkpoint, CheckpointState::Gone) {
+            CheckpointState::Idle(checkpointer) => Ok(checkpointer),
+            CheckpointState::Running(thread) => match thread.join() {
+                Ok((checkpointer, Ok(()))) => Ok(checkpointer),
+                Ok((_, Err(failure))) => Err(failure),
+                Err(_) => Err(FlushFailure::Backend("the checkpoint thread panicked".to_owned())),
+            },
+            CheckpointState::Gone => Err(FlushFailure::Backend("no checkpointer is left".to_owned())),
+        }
+    }
+}
+
+/// Makes sled's own files durable, so that log segments can go.
+pub(crate) struct Checkpointer {
+    db: sled::Db,
+    db_file: File,
+    blobs_dir: PathBuf,
+    pub(crate) wal_dir: PathBuf,
+    /// Blob files already synced; starts empty so that the first checkpoint
+    /// also syncs blobs a previous, killed process left only in the page cache.
+    synced_blobs: HashSet<OsString>,
+}
+
+impl Checkpointer {
+    /// For `db` in store directory `dir`; `db_file` is a handle of our own
+    /// on sled's `db` file.
+    pub(crate) fn new(db: sled::Db, db_file: File, dir: &Path) -> Checkpointer {
+        Checkpointer {
+            db,
+            db_file,
+            blobs_dir: dir.join("blobs"),
+            wal_dir: dir.join(wal::DIR_NAME),
+            synced_blobs: HashSet::new(),
+        }
+    }
+
+    /// Makes everything sled has applied durable in sled's own files, then
+    /// removes the log segments numbered below `keep_from`.
+    pub(crate) fn run(&mut self, keep_from: u64) -> Result<(), FlushFailure> {
         self.db.flush().map_err(|error| match error {
             sled::Error::Io(error) => FlushFailure::Io(recover_os_error(error)),
             other => FlushFailure::Backend(other.to_string()),
         })?;
         // Blobs before the log that points at them.
         self.sync_new_blobs().map_err(FlushFailure::Io)?;
-        self.db_file.sync_data().map_err(FlushFailure::Io)
+        self.db_file.sync_data().map_err(FlushFailure::Io)?;
+        let mut removed = false;
+        for (number, path) in wal::segments(&self.wal_dir).map_err(FlushFailure::Io)? {
+            if number < keep_from {
+                fs::remove_file(&path).map_err(FlushFailure::Io)?;
+                removed = true;
+            }
+        }
+        if removed {
+            wal::sync_dir(&self.wal_dir).map_err(FlushFailure::Io)?;
+        }
+        Ok(())
     }
 
     fn sync_new_blobs(&mut self) -> io::Result<()> {
@@ -341,18 +523,30 @@ mod tests {
 
     use super::*;
 
-    /// `fdatasync` on a pipe fails with EINVAL: a flush failure on demand.
-    fn unsyncable_file() -> File {
-        let (_reader, writer) = io::pipe().unwrap();
-        File::from(OwnedFd::from(writer))
+    /// A group commit on a sled database in `dir`, appending to `segment`.
+    fn start(dir: &Path, segment: Segment) -> (sled::Db, Arc<GroupCommit>, std::thread::JoinHandle<()>) {
+        let db = sled::Config::new().path(dir).flush_every_ms(None).open().unwrap();
+        let db_file = File::open(dir.join("db")).unwrap();
+        let (commit, flusher) = GroupCommit::start(Checkpointer::new(db.clone(), db_file, dir), segment, dir).unwrap();
+        (db, commit, flusher)
+    }
+
+    /// Writes `key` to sled and to the log, as the store does.
+    fn write(db: &sled::Db, commit: &GroupCommit, key: &[u8]) {
+        commit.logged(|log| {
+            db.insert(key, b"value").unwrap();
+            wal::encode_put(log, b"__sled__default", key, Some(b"value"));
+        });
     }
 
     #[test]
     fn a_failed_flush_fails_every_waiter_and_every_later_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
-        let (commit, flusher) = GroupCommit::start(db.clone(), unsyncable_file(), dir.path().to_path_buf()).unwrap();
-        db.insert(b"key", b"value").unwrap();
+        // Writing to a pipe works, `fdatasync` on it fails with EINVAL: a
+        // flush failure on demand.
+        let (_reader, writer) = io::pipe().unwrap();
+        let (db, commit, flusher) = start(dir.path(), Segment::over(File::from(OwnedFd::from(writer))));
+        write(&db, &commit, b"key");
 
         let waiters: Vec<_> = (0..8)
             .map(|_| {
@@ -387,11 +581,12 @@ mod tests {
     #[test]
     fn a_poisoned_store_fails_waiting_and_later_tickets_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
-        let db_file = File::open(dir.path().join("db")).unwrap();
-        let (commit, flusher) = GroupCommit::start(db.clone(), db_file, dir.path().to_path_buf()).unwrap();
-        db.insert(b"key", b"value").unwrap();
+        let wal_dir = dir.path().join(wal::DIR_NAME);
+        fs::create_dir(&wal_dir).unwrap();
+        let (db, commit, flusher) = start(dir.path(), Segment::create(&wal_dir, 1).unwrap());
+        write(&db, &commit, b"key");
         commit.ticket().wait().unwrap();
+        assert!(fs::metadata(wal::segment_path(&wal_dir, 1)).unwrap().len() > 0, "the write is in the log");
 
         let full = StorageError::Io { context: "appending".to_owned(), source: io::Error::from_raw_os_error(28) };
         commit.poison(&full);

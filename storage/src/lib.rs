@@ -18,6 +18,7 @@ mod error;
 mod lease;
 mod record;
 mod sled_store;
+mod wal;
 
 pub use error::{Result, StorageError};
 pub use lease::{LeaseHolder, LeaseOutcome, holder_is_alive};

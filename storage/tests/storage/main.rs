@@ -6,6 +6,7 @@
 //! - `corruption`: damaged records are reported with their seq, never skipped;
 //! - `crash`: appends acknowledged before a SIGKILL are all there after reopening;
 //! - `kv`: key/value namespaces;
+//! - `log`: the write-ahead log: replay after a kill, a torn tail, a damaged segment;
 //! - `leases`: every lease rule, with an injected clock and real dead processes;
 //! - `locking`: a store held by another process or handle is refused with `Locked`;
 //! - `opening`: what opening a store creates, and how it fails;
@@ -21,5 +22,6 @@ mod crash;
 mod kv;
 mod leases;
 mod locking;
+mod log;
 mod opening;
 mod support;
