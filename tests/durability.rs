@@ -29,29 +29,44 @@ fn utf8(path: &Path) -> &str {
 #[derive(Debug)]
 struct Process {
     pid: u32,
+    parent: Option<u32>,
+    cwd: Option<PathBuf>,
     cmdline: String,
+}
+
+/// Every live process.
+fn processes() -> Vec<Process> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // After the command name, in parentheses: the state, then the parent's pid. Zombies run nothing.
+        let mut fields = stat.rfind(')').map(|end| stat[end + 1..].split_whitespace()).into_iter().flatten();
+        if fields.next() == Some("Z") {
+            continue;
+        }
+        let parent = fields.next().and_then(|ppid| ppid.parse().ok());
+        let cwd = std::fs::read_link(entry.path().join("cwd")).ok();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim().to_owned();
+        found.push(Process { pid, parent, cwd, cmdline });
+    }
+    found
 }
 
 /// Live processes whose working directory is `dir`: everything a test's `runbook` started.
 fn processes_in(dir: &Path) -> Vec<Process> {
     let dir = dir.canonicalize().expect("canonical sandbox path");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
-        if std::fs::read_link(entry.path().join("cwd")).ok().as_deref() != Some(dir.as_path()) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // The state follows the command name, which is in parentheses; zombies run nothing.
-        let state = stat.rfind(')').and_then(|end| stat[end + 1..].split_whitespace().next());
-        if state == Some("Z") {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim().to_owned();
-        found.push(Process { pid, cmdline });
-    }
-    found
+    processes().into_iter().filter(|p| p.cwd.as_deref() == Some(dir.as_path())).collect()
+}
+
+/// The step guards (`runbook-step-guard`) that process `parent` started.
+fn guards_of(parent: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.parent == Some(parent) && p.cmdline.contains("runbook-step-guard"))
+        .map(|p| p.pid)
+        .collect()
 }
 
 fn runs_json(sandbox: &Sandbox) -> Vec<serde_json::Value> {
@@ -312,13 +327,44 @@ fn a_killed_engine_leaves_no_step_process_running() {
 }
 
 #[test]
+fn one_guard_stops_every_step_still_running_when_the_engine_dies() {
+    let sandbox = Sandbox::new();
+    let workflow = sandbox.write(
+        "parallel.yaml",
+        r#"
+name: parallel
+steps:
+  - id: quick
+    run: "true"
+  - id: left
+    needs: [quick]
+    run: sleep 301
+  - id: right
+    needs: [quick]
+    run: sleep 302 & sleep 303
+"#,
+    );
+    let mut holder = sandbox.spawn(&["run", utf8(&workflow)]);
+    wait_for("three sleeps run", Duration::from_secs(10), || {
+        processes_in(sandbox.path()).iter().filter(|p| p.cmdline.starts_with("sleep 30")).count() == 3
+    });
+    assert_eq!(guards_of(holder.id()).len(), 1, "one guard for the engine, not one per step");
+    sigkill(&mut holder);
+    wait_for("every step's processes end with the engine", Duration::from_secs(5), || {
+        processes_in(sandbox.path()).is_empty()
+    });
+}
+
+#[test]
 fn a_resume_reaps_what_outlived_the_engine() {
     let sandbox = Sandbox::new();
     let mut holder = start_orphans(&sandbox);
     assert!(sandbox.store().join("artifacts/1/long.1.pgid").exists(), "the step recorded its process group");
     // Without its guard, nothing stops the step's processes when the engine dies: they live on.
-    for guard in processes_in(sandbox.path()).iter().filter(|p| p.cmdline.contains("runbook-step-guard")) {
-        let pid = rustix::process::Pid::from_raw(guard.pid as i32).expect("pid");
+    let guards = guards_of(holder.id());
+    assert_eq!(guards.len(), 1, "one guard for the engine, whatever its steps");
+    for guard in guards {
+        let pid = rustix::process::Pid::from_raw(guard as i32).expect("pid");
         rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill the guard");
     }
     sigkill(&mut holder);

@@ -8,9 +8,13 @@
 //!
 //! When the engine dies (SIGKILL, OOM), what a step started must not run on
 //! unseen. Two layers, the second covering what the first cannot:
-//! - a guard process in the step's process group (`bash -c 'read; kill -KILL 0'`)
-//!   reads a pipe whose other end only the engine holds: when the engine dies,
-//!   the read ends and the guard kills the whole group, grandchildren included;
+//! - one guard process per engine (a small bash script, `runbook-step-guard`,
+//!   started with the first step, in a process group of its own) reads a pipe
+//!   whose other end only the engine holds. The engine writes `+PGID` when a
+//!   step's process group starts and `-PGID` once it is gone; when the engine
+//!   dies, the read ends and the guard kills every group still listed,
+//!   grandchildren included. One guard for all steps, rather than one per
+//!   step, keeps a second bash off every step's start;
 //! - right after spawning, the step records its process group in
 //!   `STORE/artifacts/RUN/STEP.ATTEMPT.pgid`; a resumed run reaps an orphaned
 //!   attempt's group ([`StepKind::reap_orphan`]) before anything runs again, if
@@ -36,10 +40,18 @@ use tokio::process::Command;
 /// How long a step's processes get between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
-/// The guard: waits for the engine's end of the pipe on its stdin to close (the engine
-/// never writes, so that happens only when the engine dies or the step ends), then kills
-/// its process group, the step's.
-const GUARD_SCRIPT: &str = "read -r _; kill -KILL 0";
+/// The guard: keeps the set of live step groups the engine announces on its stdin
+/// (`+PGID`, `-PGID`); at end of input, which comes only when the engine dies or exits,
+/// kills every group left in it. `read` and `kill` are builtins.
+const GUARD_SCRIPT: &str = r#"declare -A groups
+while read -r line; do
+  case $line in
+    +[0-9]*) groups[${line#+}]=1 ;;
+    -[0-9]*) unset "groups[${line#-}]" ;;
+  esac
+done
+for pgid in "${!groups[@]}"; do kill -KILL -- "-$pgid" 2>/dev/null; done
+exit 0"#;
 
 /// The guard's `$0`, so that `ps` says what it is.
 const GUARD_NAME: &str = "runbook-step-guard";
@@ -134,8 +146,7 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
     };
     let pid = child.id();
     let record = pid.and_then(|pid| record_group(pid, request));
-    // Held until the step is over: the guard kills the group when this end closes.
-    let guard = pid.and_then(|pid| spawn_guard(pid, request));
+    let guarded = pid.is_some_and(|pid| guard::announce('+', pid));
     let cap = request.artifacts.cap_bytes();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -153,14 +164,12 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
             child.wait().await
         }
     };
-    // Grandchildren may still hold the pipes open; they share the group, so stop them too
-    // (the guard with them).
+    // Grandchildren may still hold the pipes open; they share the group, so stop them too.
     if let Some(pid) = pid {
         let _ = signal_group(pid, rustix::process::Signal::KILL);
-    }
-    if let Some((mut guard, engine_end)) = guard {
-        drop(engine_end);
-        let _ = guard.wait().await;
+        if guarded {
+            guard::announce('-', pid);
+        }
     }
     if let Some(record) = record {
         // The group is gone: nothing for a resume to reap.
@@ -226,36 +235,71 @@ async fn run_script(script: &str, request: &StepRequest) -> StepResult {
     StepResult { values, error: None, exit_code, artifacts, notes: Vec::new() }
 }
 
-/// Starts the guard in the step's process group (see the module doc). `None` (logged) when
-/// it cannot start: the parent-death signal and the reaping on resume still hold.
-fn spawn_guard(pgid: u32, request: &StepRequest) -> Option<(tokio::process::Child, std::io::PipeWriter)> {
-    let started = (|| {
+/// The engine's one guard process (see the module doc).
+mod guard {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Mutex, PoisonError};
+
+    use super::{GUARD_NAME, GUARD_SCRIPT};
+
+    struct Guard {
+        child: Child,
+        /// The engine's end of the guard's stdin; the guard acts when it closes.
+        engine_end: std::io::PipeWriter,
+    }
+
+    static GUARD: Mutex<Option<Guard>> = Mutex::new(None);
+
+    /// Tells the guard that step group `pgid` started (`+`) or is gone (`-`), starting
+    /// the guard first if there is none (or it died). False, logged, if the guard cannot
+    /// be reached: the group record and the reaping on resume still hold.
+    pub(super) fn announce(op: char, pgid: u32) -> bool {
+        let mut guard = GUARD.lock().unwrap_or_else(PoisonError::into_inner);
+        let line = format!("{op}{pgid}\n");
+        for _ in 0..2 {
+            if guard.is_none() {
+                match spawn() {
+                    Ok(started) => *guard = Some(started),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot start the step guard");
+                        return false;
+                    }
+                }
+            }
+            let Some(current) = guard.as_mut() else { return false };
+            match current.engine_end.write_all(line.as_bytes()) {
+                Ok(()) => return true,
+                Err(error) => {
+                    // The guard died (someone killed it): reap it and start another.
+                    tracing::warn!(%error, "the step guard is gone; starting another");
+                    let _ = current.child.kill();
+                    let _ = current.child.wait();
+                    *guard = None;
+                }
+            }
+        }
+        false
+    }
+
+    fn spawn() -> std::io::Result<Guard> {
         let (guard_end, engine_end) = std::io::pipe()?;
-        let mut guard = Command::new("bash");
-        guard
+        let child = Command::new("bash")
             .arg("-c")
             .arg(GUARD_SCRIPT)
             .arg(GUARD_NAME)
-            // `read` and `kill` are builtins: nothing from the environment is needed (BASH_ENV
-            // would even run a file).
+            // Nothing from the environment is needed (BASH_ENV would even run a file).
             .env_clear()
             .stdin(Stdio::from(guard_end))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(i32::try_from(pgid).map_err(std::io::Error::other)?)
-            .kill_on_drop(true);
-        if let Some(dir) = &request.working_dir {
-            guard.current_dir(dir);
-        }
-        Ok::<_, std::io::Error>((guard.spawn()?, engine_end))
-    })();
-    match started {
-        Ok(guard) => Some(guard),
-        Err(error) => {
-            // EPERM: bash ended and its group with it before the guard could join.
-            tracing::debug!(%error, step = %request.step, "cannot start the step's guard");
-            None
-        }
+            // Its own group: Ctrl-C at the terminal must not take the guard away.
+            .process_group(0)
+            // A long-lived process holds no directory anyone may want to remove.
+            .current_dir("/")
+            .spawn()?;
+        Ok(Guard { child, engine_end })
     }
 }
 
