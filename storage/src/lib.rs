@@ -10,8 +10,9 @@
 //! - [`EventLog`]: an append that returned `Ok` is durable.
 //! - [`KvState`]: key/value namespaces, and the leases built on them.
 //!
-//! [`SledStore`] implements both on one sled database directory, with group
-//! commit: concurrent writers share one flush (and one `fdatasync`).
+//! [`SledStore`] implements both on one sled database directory, with a
+//! write-ahead log of its own and group commit: concurrent writers share one
+//! log append and one `fdatasync`.
 
 mod commit;
 mod error;
@@ -33,12 +34,14 @@ pub type Seq = u64;
 /// An append-only log of opaque records grouped into streams.
 ///
 /// **The promise: an append that returned `Ok` is durable.** It survives the
-/// process being killed and, through `fdatasync`, a power loss. Appends are
-/// atomic (all records or none) and optimistic: each names the seq it
-/// expects to write, so two writers can never both write seq N.
+/// process being killed and, through `fdatasync`, a power loss, whole. An
+/// append that had not returned when the process died may be absent after a
+/// restart, whole, or (in [`SledStore`]) a prefix of its records; never a
+/// gap. Appends are optimistic: each names the seq it expects to write, so
+/// two writers can never both write seq N.
 pub trait EventLog: Send + Sync {
     /// Appends `records` at seqs `expected_next`, `expected_next + 1`, ...
-    /// atomically, and returns the stream's new next seq.
+    /// and returns the stream's new next seq.
     ///
     /// Fails with [`StorageError::Conflict`] if the stream's next seq is not
     /// `expected_next`. Returns only once the records are durable; concurrent
