@@ -6,7 +6,7 @@
 //! sled's files, so reopening must replay them.
 
 use std::fs;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use runbook_storage::{EventLog, KvState, StorageError};
@@ -91,9 +91,13 @@ fn a_write_torn_at_the_end_of_the_log_is_dropped_and_the_rest_replayed() {
         return write_and_wait(&dir);
     }
     let (dir, segments) = killed_store("log::a_write_torn_at_the_end_of_the_log_is_dropped_and_the_rest_replayed");
-    // The start of a frame whose payload never reached the disk.
-    let mut last = fs::OpenOptions::new().append(true).open(segments.last().unwrap()).unwrap();
-    last.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 1, 7]).unwrap();
+    // The start of a frame whose payload never reached the disk, written
+    // where the frames end and the zeros written ahead of them begin.
+    let last = segments.last().unwrap();
+    let bytes = fs::read(last).unwrap();
+    let end = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |at| at + 1);
+    let file = fs::OpenOptions::new().write(true).open(last).unwrap();
+    file.write_all_at(&[200, 0, 0, 0, 1, 2, 3, 4, 1, 7], end as u64).unwrap();
     assert_everything_written_is_there(dir.path());
 }
 
@@ -106,8 +110,8 @@ fn a_damaged_segment_that_a_newer_one_follows_is_refused_and_kept() {
     let (dir, segments) = killed_store("log::a_damaged_segment_that_a_newer_one_follows_is_refused_and_kept");
     let damaged = segments.last().unwrap().clone();
     let mut bytes = fs::read(&damaged).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
+    // Inside the first frame's payload (its header is 8 bytes): every frame after it is lost to replay.
+    bytes[12] ^= 0x40;
     fs::write(&damaged, &bytes).unwrap();
     let newer = damaged.with_file_name(format!("{:020}.log", 999));
     fs::write(&newer, b"").unwrap();
