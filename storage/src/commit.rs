@@ -9,7 +9,8 @@
 //! the buffer after their writes. So a ticket completes only after a sync
 //! of its write, and under load one sync serves many writers.
 //!
-//! When the segment grows past [`wal::CHECKPOINT_BYTES`], the flusher starts
+//! When the segment grows past the checkpoint size
+//! ([`wal::CHECKPOINT_BYTES`] unless the store was opened with another), the flusher starts
 //! a new one and a checkpoint thread makes sled's files durable (`Db::flush`,
 //! which in sled 0.34.7 ends in `sync_file_range`, then `fsync` of any new
 //! blob file, since sled writes values larger than about 128 KiB to `blobs/`
@@ -124,6 +125,7 @@ impl GroupCommit {
         checkpointer: Checkpointer,
         segment: Segment,
         dir: &Path,
+        checkpoint_bytes: u64,
     ) -> io::Result<(Arc<GroupCommit>, std::thread::JoinHandle<()>)> {
         let commit = Arc::new(GroupCommit {
             state: Mutex::new(State {
@@ -139,7 +141,8 @@ impl GroupCommit {
             flushes: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
         });
-        let mut flusher = Flusher { segment, spare: Vec::new(), checkpoint: CheckpointState::Idle(checkpointer) };
+        let mut flusher =
+            Flusher { segment, spare: Vec::new(), checkpoint: CheckpointState::Idle(checkpointer), checkpoint_bytes };
         let thread_commit = Arc::clone(&commit);
         let thread = std::thread::Builder::new()
             .name("runbook-storage-flush".to_owned())
@@ -209,6 +212,12 @@ impl GroupCommit {
         for batch in waiting {
             self.complete(&batch, Err(FlushError { failure: Arc::clone(&failure), earlier: true }));
         }
+    }
+
+    /// The error every write gets once a flush or a write has failed.
+    pub(crate) fn failure(&self) -> Option<StorageError> {
+        let failure = self.lock().failed.clone()?;
+        Some(self.error(&FlushError { failure, earlier: true }))
     }
 
     /// Whether a flush or a write has failed: the flusher may then be stuck
@@ -303,6 +312,8 @@ struct Flusher {
     /// The buffer swapped with the writers' on each flush, kept for its capacity.
     spare: Vec<u8>,
     checkpoint: CheckpointState,
+    /// A segment this large is followed by a checkpoint.
+    checkpoint_bytes: u64,
 }
 
 /// The checkpointer, idle or at work on a thread of its own.
@@ -386,7 +397,7 @@ impl Flusher {
             let checkpointer = self.finish_checkpoint()?;
             self.checkpoint = CheckpointState::Idle(checkpointer);
         }
-        if self.segment.len() < wal::CHECKPOINT_BYTES {
+        if self.segment.len() < self.checkpoint_bytes {
             return Ok(());
         }
         let CheckpointState::Idle(_) = &self.checkpoint else { return Ok(()) };
@@ -464,12 +475,19 @@ impl Checkpointer {
     /// Makes everything sled has applied durable in sled's own files, then
     /// removes the log segments numbered below `keep_from`.
     pub(crate) fn run(&mut self, keep_from: u64) -> Result<(), FlushFailure> {
+        // Writers go on during a checkpoint, and sled writes a large value's
+        // blob file inside the insert: a file listed now belongs to an insert
+        // that began before the flush below, which waits for it, so it is
+        // whole once the flush returns. One that appears later may still be
+        // being written; its write is in a segment this checkpoint keeps, and
+        // the next checkpoint syncs it.
+        let blobs = self.list_blobs().map_err(FlushFailure::Io)?;
         self.db.flush().map_err(|error| match error {
             sled::Error::Io(error) => FlushFailure::Io(recover_os_error(error)),
             other => FlushFailure::Backend(other.to_string()),
         })?;
         // Blobs before the log that points at them.
-        self.sync_new_blobs().map_err(FlushFailure::Io)?;
+        self.sync_blobs(blobs).map_err(FlushFailure::Io)?;
         self.db_file.sync_data().map_err(FlushFailure::Io)?;
         let mut removed = false;
         for (number, path) in wal::segments(&self.wal_dir).map_err(FlushFailure::Io)? {
@@ -484,19 +502,23 @@ impl Checkpointer {
         Ok(())
     }
 
-    fn sync_new_blobs(&mut self) -> io::Result<()> {
+    /// The names of the files in `blobs/`.
+    fn list_blobs(&self) -> io::Result<Vec<OsString>> {
         let entries = match fs::read_dir(&self.blobs_dir) {
             Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => return Err(error),
         };
+        entries.map(|entry| entry.map(|entry| entry.file_name())).collect()
+    }
+
+    /// Syncs the blob files of `listed` not synced before.
+    fn sync_blobs(&mut self, listed: Vec<OsString>) -> io::Result<()> {
         let mut present = HashSet::new();
         let mut synced_any = false;
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
+        for name in listed {
             if !self.synced_blobs.contains(&name) {
-                match File::open(entry.path()).and_then(|file| file.sync_all()) {
+                match File::open(self.blobs_dir.join(&name)).and_then(|file| file.sync_all()) {
                     Ok(()) => synced_any = true,
                     // sled removed it since the listing: nothing left to sync.
                     Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
@@ -527,7 +549,9 @@ mod tests {
     fn start(dir: &Path, segment: Segment) -> (sled::Db, Arc<GroupCommit>, std::thread::JoinHandle<()>) {
         let db = sled::Config::new().path(dir).flush_every_ms(None).open().unwrap();
         let db_file = File::open(dir.join("db")).unwrap();
-        let (commit, flusher) = GroupCommit::start(Checkpointer::new(db.clone(), db_file, dir), segment, dir).unwrap();
+        let (commit, flusher) =
+            GroupCommit::start(Checkpointer::new(db.clone(), db_file, dir), segment, dir, wal::CHECKPOINT_BYTES)
+                .unwrap();
         (db, commit, flusher)
     }
 

@@ -23,7 +23,7 @@ mod wal;
 
 pub use error::{Result, StorageError};
 pub use lease::{LeaseHolder, LeaseOutcome, holder_is_alive};
-pub use sled_store::{SledStore, wait_until_released};
+pub use sled_store::{SledStore, StoreOptions, wait_until_released};
 
 /// Identifies a stream (a run). Never 0.
 pub type StreamId = u64;

@@ -40,6 +40,21 @@ use crate::{EventLog, KvState, Result, Seq, StorageError, StreamId};
 /// memory use is larger still.
 const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How a store is opened; `StoreOptions::default()` is what `runbook` uses.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// A log segment this large is followed by a checkpoint (sled's files
+    /// made durable, older segments removed): the bound on what a store
+    /// opened after a crash replays.
+    pub checkpoint_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { checkpoint_bytes: wal::CHECKPOINT_BYTES }
+    }
+}
+
 /// The tree of store-wide counters.
 const META_TREE: &str = "meta";
 
@@ -76,6 +91,11 @@ impl SledStore {
     /// Fails with [`StorageError::Locked`] if another process (or another
     /// open store in this process) holds it.
     pub fn open(dir: &Path) -> Result<SledStore> {
+        SledStore::open_with(dir, &StoreOptions::default())
+    }
+
+    /// Opens like [`SledStore::open`], with `options`.
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<SledStore> {
         let context = || format!("opening store {}", dir.display());
         DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| StorageError::io(context(), e))?;
         let db = sled::Config::new()
@@ -89,6 +109,17 @@ impl SledStore {
                 sled::Error::Io(source) if is_lock_error(&source) => StorageError::Locked { path: dir.to_path_buf() },
                 other => StorageError::from_sled(context(), other),
             })?;
+        SledStore::start(dir, db, options).inspect_err(|_| {
+            // Every handle is gone; a caller trying again at once must not
+            // find the store locked by sled's IO threads.
+            let _ = wait_until_released(dir, RELEASE_TIMEOUT);
+        })
+    }
+
+    /// The rest of opening, once sled has opened the database: replay the
+    /// log a process that did not close the store left, start the flusher.
+    fn start(dir: &Path, db: sled::Db, options: &StoreOptions) -> Result<SledStore> {
+        let context = || format!("opening store {}", dir.display());
         let db_path = dir.join("db");
         // Read-only is enough for fdatasync, and cannot write by mistake.
         let db_file = File::open(&db_path)
@@ -115,7 +146,7 @@ impl SledStore {
         let next_segment = recover(&db, &events, &wal_dir, &mut checkpointer)?;
         let segment = Segment::create(&wal_dir, next_segment)
             .map_err(|e| StorageError::io(format!("creating a log segment in {}", wal_dir.display()), e))?;
-        let (commit, flusher) = GroupCommit::start(checkpointer, segment, dir)
+        let (commit, flusher) = GroupCommit::start(checkpointer, segment, dir, options.checkpoint_bytes)
             .map_err(|e| StorageError::io(format!("starting the flusher thread of store {}", dir.display()), e))?;
         Ok(SledStore {
             inner: Arc::new(Inner {
@@ -182,8 +213,11 @@ impl SledStore {
             if actual_next != expected_next {
                 return Err(StorageError::Conflict { stream, expected: expected_next, actual_next });
             }
-            return Ok((expected_next, None));
+            // The head read may come from another writer's append that is
+            // not durable yet: answer only once it is.
+            return Ok((expected_next, Some(inner.commit.ticket())));
         }
+        self.writable()?;
         let values: Vec<Vec<u8>> = records.iter().map(|payload| encode_record(payload)).collect();
         let next = inner.commit.logged(|log| {
             // No other write runs until this one is in the log buffer, so
@@ -249,6 +283,12 @@ impl SledStore {
     /// what is on disk afterwards is the store at rest.
     pub fn checkpoint(&self) -> Result<()> {
         self.inner.commit.checkpoint()
+    }
+
+    /// Refuses a write once the store has failed: nothing would make it
+    /// durable, and an unsynced write would be lost without a word.
+    fn writable(&self) -> Result<()> {
+        self.inner.commit.failure().map_or(Ok(()), Err)
     }
 
     /// Waits for a flush covering the writes made so far.
@@ -383,7 +423,10 @@ impl EventLog for SledStore {
     fn allocate_stream_id(&self) -> Result<StreamId> {
         let context = || format!("allocating a stream id in store {}", self.inner.path.display());
         let meta = &self.inner.meta;
-        let id = loop {
+        self.writable()?;
+        // Under the log's lock, so that no write comes between reading the
+        // counter and the highest stream and moving the counter on.
+        let id = self.inner.commit.logged(|log| {
             let current = meta.get(LAST_STREAM_ID_KEY).map_err(|e| StorageError::from_sled(context(), e))?;
             let last_handed_out = match &current {
                 None => 0,
@@ -402,35 +445,26 @@ impl EventLog for SledStore {
                 context: context(),
                 message: "stream ids are exhausted".to_owned(),
             })?;
-            let swapped = self
-                .inner
-                .commit
-                .logged(|log| {
-                    let swapped = meta.compare_and_swap(LAST_STREAM_ID_KEY, current, Some(&id.to_be_bytes()[..]));
-                    if let Ok(Ok(())) = swapped {
-                        wal::encode_put(log, META_TREE.as_bytes(), LAST_STREAM_ID_KEY, Some(&id.to_be_bytes()));
-                    }
-                    swapped
-                })
+            meta.insert(LAST_STREAM_ID_KEY, &id.to_be_bytes())
                 .map_err(|e| self.write_failed(StorageError::from_sled(context(), e)))?;
-            if swapped.is_ok() {
-                break id;
-            }
-        };
+            wal::encode_put(log, META_TREE.as_bytes(), LAST_STREAM_ID_KEY, Some(&id.to_be_bytes()));
+            Ok(id)
+        })?;
         self.sync()?;
         Ok(id)
     }
 
     fn delete_stream(&self, stream: StreamId) -> Result<()> {
         let inner = &self.inner;
-        let deleted = inner.commit.logged(|log| {
+        self.writable()?;
+        inner.commit.logged(|log| {
             // Under the log's lock no append can come in between. Seqs run
             // from 1 to the head, so the keys are known without a scan
             // (sled transactions cannot scan); one transaction, so that sled
             // never recovers half a deletion.
             let head = self.head(stream)?;
             if head == 0 {
-                return Ok(false);
+                return Ok(());
             }
             let removed: Result<(), TransactionError<()>> = inner.events.transaction(|events| {
                 for seq in 1..=head {
@@ -446,9 +480,11 @@ impl EventLog for SledStore {
                 self.write_failed(StorageError::from_sled(self.context_for(stream, "deleting"), error))
             })?;
             wal::encode_delete_stream(log, stream);
-            Ok(true)
+            Ok(())
         })?;
-        if deleted { self.sync() } else { Ok(()) }
+        // Also when there was nothing to delete: another writer's deletion,
+        // which this answer relies on, may not be durable yet.
+        self.sync()
     }
 }
 
@@ -508,6 +544,7 @@ impl KvState for SledStore {
     }
 
     fn kv_put_unsynced(&self, ns: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.writable()?;
         let (tree, name) = self.kv_tree(ns)?;
         self.inner
             .commit
@@ -520,6 +557,7 @@ impl KvState for SledStore {
     }
 
     fn kv_delete(&self, ns: &str, key: &[u8]) -> Result<()> {
+        self.writable()?;
         let (tree, name) = self.kv_tree(ns)?;
         self.inner
             .commit
@@ -539,6 +577,7 @@ impl KvState for SledStore {
         old: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<std::result::Result<(), Option<Vec<u8>>>> {
+        self.writable()?;
         let (tree, name) = self.kv_tree(ns)?;
         let swapped = self
             .inner
@@ -551,10 +590,10 @@ impl KvState for SledStore {
                 swapped
             })
             .map_err(|e| self.write_failed(StorageError::from_sled(self.kv_context("writing", ns), e)))?;
-        match swapped {
-            Ok(()) => self.sync().map(Ok),
-            Err(mismatch) => Ok(Err(mismatch.current.map(|current| current.to_vec()))),
-        }
+        // A mismatch is an answer too, and the value it reports may come
+        // from a write that is not durable yet.
+        self.sync()?;
+        Ok(swapped.map_err(|mismatch| mismatch.current.map(|current| current.to_vec())))
     }
 
     fn kv_scan(&self, ns: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -603,7 +642,17 @@ fn recover(db: &sled::Db, events: &sled::Tree, wal_dir: &Path, checkpointer: &mu
         }
         replayed += ops.len();
         for op in ops {
-            replay(db, events, op).map_err(|e| StorageError::from_sled(context(path), e))?;
+            replay(db, events, op).map_err(|problem| match problem {
+                ReplayProblem::Sled(error) => StorageError::from_sled(context(path), error),
+                ReplayProblem::Differs { stream, seq } => StorageError::Corrupt {
+                    stream,
+                    seq,
+                    reason: format!(
+                        "the store holds another record than the write-ahead log ({}) for it",
+                        path.display()
+                    ),
+                },
+            })?;
         }
     }
     checkpointer.run(u64::MAX).map_err(|failure| {
@@ -613,8 +662,26 @@ fn recover(db: &sled::Db, events: &sled::Tree, wal_dir: &Path, checkpointer: &mu
     Ok(last + 1)
 }
 
+/// Why a logged write could not be applied again.
+enum ReplayProblem {
+    Sled(sled::Error),
+    /// The store has a record at this place, and not the one the log has:
+    /// a stream deleted and written again under the same id, which stream
+    /// ids handed out by the store never are.
+    Differs {
+        stream: StreamId,
+        seq: Seq,
+    },
+}
+
+impl From<sled::Error> for ReplayProblem {
+    fn from(error: sled::Error) -> ReplayProblem {
+        ReplayProblem::Sled(error)
+    }
+}
+
 /// Applies one logged write again, over whatever sled recovered (see `wal`).
-fn replay(db: &sled::Db, events: &sled::Tree, op: Op) -> sled::Result<()> {
+fn replay(db: &sled::Db, events: &sled::Tree, op: Op) -> Result<(), ReplayProblem> {
     match op {
         Op::Append { stream, first, values } => {
             if first > 1 && !events.contains_key(record_key(stream, first - 1))? {
@@ -624,8 +691,12 @@ fn replay(db: &sled::Db, events: &sled::Tree, op: Op) -> sled::Result<()> {
             }
             for (seq, value) in (first..).zip(values) {
                 let key = record_key(stream, seq);
-                if !events.contains_key(key)? {
-                    events.insert(key, value)?;
+                match events.get(key)? {
+                    None => {
+                        events.insert(key, value)?;
+                    }
+                    Some(present) if present == value => {}
+                    Some(_) => return Err(ReplayProblem::Differs { stream, seq }),
                 }
             }
         }
@@ -680,7 +751,7 @@ mod tests {
 
     impl Trees {
         fn replay(&self, op: Op) {
-            replay(&self.db, &self.events, op).unwrap();
+            assert!(replay(&self.db, &self.events, op).is_ok());
         }
 
         fn append(&self, stream: StreamId, first: Seq, count: u64) -> Op {
@@ -722,6 +793,30 @@ mod tests {
         assert_eq!(trees.stream(2), vec![1, 2, 3]);
         trees.replay(Op::DeleteStream { stream: 2 });
         assert_eq!(trees.stream(2), Vec::<Seq>::new());
+    }
+
+    #[test]
+    fn a_failed_store_refuses_every_write_unsynced_ones_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.kv_put_unsynced("ns", b"k", b"before").unwrap();
+        let full = StorageError::Io { context: "writing".to_owned(), source: io::Error::from_raw_os_error(28) };
+        store.inner.commit.poison(&full);
+        let error = store.kv_put_unsynced("ns", b"k", b"after").unwrap_err();
+        assert!(error.to_string().ends_with("which failed earlier and must be reopened"), "{error}");
+        assert_eq!(store.kv_get("ns", b"k").unwrap().as_deref(), Some(&b"before"[..]), "sled was not written");
+        assert!(store.append(1, 1, &[b"record"]).is_err());
+        assert!(store.allocate_stream_id().is_err());
+        assert_eq!(store.next_seq(1).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_record_the_store_holds_otherwise_than_the_log_is_refused() {
+        let trees = trees();
+        trees.replay(trees.append(1, 1, 2));
+        let other = Op::Append { stream: 1, first: 2, values: vec![b"another".to_vec()] };
+        assert!(matches!(replay(&trees.db, &trees.events, other), Err(ReplayProblem::Differs { stream: 1, seq: 2 })));
+        assert_eq!(trees.stream(1), vec![1, 2], "nothing was changed");
     }
 
     #[test]

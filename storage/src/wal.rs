@@ -25,8 +25,12 @@
 //! - an append whose previous record is missing belongs to a stream that a
 //!   later deletion, recovered by sled but never acknowledged, removed: it
 //!   is skipped rather than bringing back half a stream;
-//! - key/value writes are replayed in order, so each key ends with its last
-//!   acknowledged value, or a later one that sled recovered.
+//! - a record sled already has must be the one the log has (a stream id is
+//!   never written again after its stream was deleted); opening refuses a
+//!   store where it is not;
+//! - key/value writes are replayed in order, so each key ends with the
+//!   value of its last logged write; a later write that sled recovered but
+//!   the log never made durable was never acknowledged, and is undone.
 //!
 //! A frame is `[payload length: u32 LE][crc32 of payload: u32 LE][payload]`.
 //! A crash while a batch is written leaves a torn frame at the end of the

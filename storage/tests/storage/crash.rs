@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use runbook_storage::{EventLog, Seq, StreamId};
+use runbook_storage::{EventLog, KvState, Seq, SledStore, StoreOptions, StreamId};
 
 use crate::support::{MESSAGE_MARKER, child_role, message, open, spawn_child, temp_dir};
 
@@ -27,11 +27,29 @@ fn payload(stream: StreamId, seq: Seq) -> Vec<u8> {
     text.bytes().cycle().take(len).collect()
 }
 
+/// Small, so that checkpoints run, on their own thread, while the writers
+/// go on and when the kill lands.
+const CHECKPOINT_BYTES: u64 = 256 * 1024;
+
 fn write_until_killed(dir: &std::path::Path) {
-    let store = open(dir);
+    let store = SledStore::open_with(dir, &StoreOptions { checkpoint_bytes: CHECKPOINT_BYTES }).unwrap();
     std::thread::scope(|scope| {
+        let store = &store;
+        // Key/value state beside the streams: each value acknowledged is
+        // the highest the key may hold less than after the kill.
+        scope.spawn(move || {
+            // The writer's pid first, so that the parent tells this round's
+            // values from an earlier round's.
+            let pid = std::process::id();
+            for value in 1_u32..20_000 {
+                store.kv_put("crash", b"counter", &[pid.to_be_bytes(), value.to_be_bytes()].concat()).unwrap();
+                let mut stdout = std::io::stdout().lock();
+                if writeln!(stdout, "{MESSAGE_MARKER}kv {value}").and_then(|()| stdout.flush()).is_err() {
+                    return;
+                }
+            }
+        });
         for stream in STREAMS {
-            let store = &store;
             scope.spawn(move || {
                 let mut next = store.next_seq(stream).unwrap();
                 // Bounded, so a child whose parent vanished stops by itself.
@@ -67,8 +85,13 @@ impl Rng {
 }
 
 /// Notes the acknowledgement `line` reports, if it is one; returns how many
-/// acknowledgements it was (0 or 1).
-fn record_ack(line: &str, acknowledged: &mut BTreeMap<StreamId, Seq>, round: u32) -> u64 {
+/// acknowledgements it was (0 or 1). A key/value acknowledgement raises
+/// `kv_acknowledged`.
+fn record_ack(line: &str, acknowledged: &mut BTreeMap<StreamId, Seq>, kv_acknowledged: &mut u32, round: u32) -> u64 {
+    if let Some(value) = message(line).and_then(|message| message.strip_prefix("kv ")) {
+        *kv_acknowledged = value.parse().unwrap();
+        return 0;
+    }
     let Some(ack) = message(line).and_then(|message| message.strip_prefix("ack ")) else {
         return 0;
     };
@@ -96,13 +119,19 @@ fn every_append_acknowledged_before_sigkill_survives() {
     // The highest seq acknowledged per stream, over all rounds so far.
     let mut acknowledged: BTreeMap<StreamId, Seq> = BTreeMap::new();
 
+    // Rounds in which the writer was killed after a checkpoint had started
+    // a new log segment.
+    let mut rounds_past_a_checkpoint = 0;
+
     for round in 1..=ROUNDS {
         let kill_after_acks = rng.below(400);
         let mut writer = spawn_child("crash::every_append_acknowledged_before_sigkill_survives", "write", dir.path());
+        let writer_pid = writer.child.id();
+        let mut kv_acknowledged = 0;
         let mut acks = 0;
         while acks < kill_after_acks {
             match writer.lines.next() {
-                Some(line) => acks += record_ack(&line.unwrap(), &mut acknowledged, round),
+                Some(line) => acks += record_ack(&line.unwrap(), &mut acknowledged, &mut kv_acknowledged, round),
                 None => panic!("round {round}: the writer ended before being killed"),
             }
         }
@@ -110,11 +139,33 @@ fn every_append_acknowledged_before_sigkill_survives() {
         writer.child.kill().unwrap();
         // Acknowledgements still in the pipe were made before the kill.
         for line in &mut writer.lines {
-            acks += record_ack(&line.unwrap(), &mut acknowledged, round);
+            acks += record_ack(&line.unwrap(), &mut acknowledged, &mut kv_acknowledged, round);
         }
         writer.child.wait().unwrap();
+        // A closed store keeps no segment, so the writer began at segment 1.
+        let segments = std::fs::read_dir(dir.path().join("wal")).unwrap().count();
+        let highest_segment = std::fs::read_dir(dir.path().join("wal"))
+            .unwrap()
+            .filter_map(|entry| entry.unwrap().file_name().to_str()?.strip_suffix(".log")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        if highest_segment > 1 {
+            rounds_past_a_checkpoint += 1;
+        }
 
         let store = open(dir.path());
+        let counter = store.kv_get("crash", b"counter").unwrap();
+        if kv_acknowledged > 0 {
+            let counter = counter.unwrap_or_else(|| panic!("round {round}, seed {seed}: the counter is gone"));
+            assert_eq!(counter.len(), 8, "round {round}, seed {seed}");
+            let (pid, value) = counter.split_at(4);
+            let pid = u32::from_be_bytes(pid.try_into().unwrap());
+            let value = u32::from_be_bytes(value.try_into().unwrap());
+            assert!(
+                pid == writer_pid && value >= kv_acknowledged,
+                "round {round}, seed {seed}: the counter holds {value} of pid {pid}, {kv_acknowledged} of pid {writer_pid} was acknowledged"
+            );
+        }
         // Every stream, also one whose appends were never acknowledged:
         // what survived of it counts as written from here on too.
         for stream in STREAMS {
@@ -136,6 +187,10 @@ fn every_append_acknowledged_before_sigkill_survives() {
             // What survived unacknowledged counts as written from here on.
             *highest = seq;
         }
-        println!("round {round}: killed after {acks} acks; streams at {acknowledged:?}");
+        println!(
+            "round {round}: killed after {acks} acks and counter {kv_acknowledged}, in segment {highest_segment} \
+             ({segments} left); streams at {acknowledged:?}"
+        );
     }
+    assert!(rounds_past_a_checkpoint > 0, "no round was killed after a checkpoint: the test missed what it is for");
 }
