@@ -383,7 +383,7 @@ impl Flusher {
             // in a flush that completed: there is nothing to wait for.
             return Ok(());
         }
-        let written = self.segment.write_durably(&self.spare).map_err(FlushFailure::Io);
+        let written = self.segment.write_batch(&mut self.spare).map_err(FlushFailure::Io);
         self.spare.clear();
         written
     }

@@ -620,25 +620,23 @@ fn recover(db: &sled::Db, events: &sled::Tree, wal_dir: &Path, checkpointer: &mu
     let mut replayed = 0_usize;
     for (index, (_, path)) in segments.iter().enumerate() {
         let bytes = fs::read(path).map_err(|e| StorageError::io(context(path), e))?;
-        let (ops, torn_at) = wal::decode_frames(&bytes);
-        if let Some(at) = torn_at {
-            if index + 1 < segments.len() {
-                // Only the last segment is written when a process dies; a
-                // damaged older one would lose acknowledged writes.
-                return Err(StorageError::Backend {
-                    context: context(path),
-                    message: format!(
-                        "the frame at byte {at} of {} is damaged, in a segment completed before a newer one began",
-                        bytes.len()
-                    ),
-                });
+        let wal::Decoded { ops, end } = wal::decode_frames(&bytes);
+        match end {
+            wal::End::Clean => {}
+            // Only the last segment is written when a process dies; an older
+            // one that does not end cleanly has lost acknowledged writes.
+            wal::End::Torn { at } | wal::End::Damaged { at } if index + 1 < segments.len() => {
+                return Err(damaged(context(path), at, bytes.len(), "in a segment completed before a newer one began"));
             }
-            tracing::warn!(
+            wal::End::Damaged { at } => {
+                return Err(damaged(context(path), at, bytes.len(), "and a later batch follows it"));
+            }
+            wal::End::Torn { at } => tracing::warn!(
                 segment = %path.display(),
                 at,
                 bytes = bytes.len() - at,
-                "the log ends in a write torn by a crash, never acknowledged; replaying up to it"
-            );
+                "the log ends in a batch a crash cut short, never acknowledged; replaying up to it"
+            ),
         }
         replayed += ops.len();
         for op in ops {
@@ -677,6 +675,17 @@ enum ReplayProblem {
 impl From<sled::Error> for ReplayProblem {
     fn from(error: sled::Error) -> ReplayProblem {
         ReplayProblem::Sled(error)
+    }
+}
+
+/// A log segment that replay cannot use whole: what it would skip was acknowledged.
+fn damaged(context: String, at: usize, len: usize, why: &str) -> StorageError {
+    StorageError::Backend {
+        context,
+        message: format!(
+            "the frame at byte {at} of {len} is damaged, {why}; the store is left as it is \
+             (restore it from a backup, or move the segment away to give up the writes it holds)"
+        ),
     }
 }
 

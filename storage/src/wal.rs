@@ -20,7 +20,7 @@
 //!
 //! Replay has to be right over whatever sled itself recovered, which is a
 //! prefix of the writes that may be shorter or longer than the log's:
-//! - records are inserted where absent, and a stream's head only moves up,
+//! - records are inserted where absent (a stream's head is its last record),
 //!   so replaying an append that sled already has changes nothing;
 //! - an append whose previous record is missing belongs to a stream that a
 //!   later deletion, recovered by sled but never acknowledged, removed: it
@@ -33,8 +33,13 @@
 //!   the log never made durable was never acknowledged, and is undone.
 //!
 //! A frame is `[payload length: u32 LE][crc32 of payload: u32 LE][payload]`.
-//! A crash while a batch is written leaves a torn frame at the end of the
-//! last segment: that batch was never acknowledged, and replay stops there.
+//! Each flush writes one batch: its frames, then a batch-end frame holding
+//! the batch's number in the segment (0, 1, 2, ...). Replay applies whole
+//! batches only. A crash while a batch is written leaves it without its end,
+//! or with a torn frame: that batch was never acknowledged, and replay stops
+//! before it. A damaged frame followed by the end of a later batch is not a
+//! crash's doing (the later batch was written only after the damaged one was
+//! synced): opening refuses the store rather than lose what came after.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -56,6 +61,7 @@ const TAG_APPEND: u8 = 1;
 const TAG_DELETE_STREAM: u8 = 2;
 const TAG_PUT: u8 = 3;
 const TAG_REMOVE: u8 = 4;
+const TAG_BATCH_END: u8 = 5;
 
 /// One write, as replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +109,14 @@ pub(crate) fn encode_put(buffer: &mut Vec<u8>, tree: &[u8], key: &[u8], value: O
     });
 }
 
+/// Appends the frame that ends batch `batch` of a segment to `buffer`.
+pub(crate) fn encode_batch_end(buffer: &mut Vec<u8>, batch: u64) {
+    frame(buffer, |payload| {
+        payload.push(TAG_BATCH_END);
+        payload.extend_from_slice(&batch.to_le_bytes());
+    });
+}
+
 fn frame(buffer: &mut Vec<u8>, write_payload: impl FnOnce(&mut Vec<u8>)) {
     let start = buffer.len();
     buffer.extend_from_slice(&[0; FRAME_HEADER_LEN]);
@@ -125,27 +139,71 @@ fn put_bytes(payload: &mut Vec<u8>, bytes: &[u8]) {
     payload.extend_from_slice(bytes);
 }
 
-/// The frames of one segment's bytes, up to the first that is torn or
-/// damaged, and where that one starts (`None` if the bytes end cleanly:
-/// at their end, or where only the zeros written ahead of frames remain).
-pub(crate) fn decode_frames(bytes: &[u8]) -> (Vec<Op>, Option<usize>) {
+/// What replay makes of one segment's bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Decoded {
+    /// The writes of every whole batch, in order.
+    pub(crate) ops: Vec<Op>,
+    pub(crate) end: End,
+}
+
+/// How a segment's bytes end.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// After a whole batch: at the end of the bytes, or where only the zeros
+    /// written ahead of frames remain.
+    Clean,
+    /// In a batch that has no end from byte `at` on: a write a crash cut
+    /// short, never acknowledged.
+    Torn { at: usize },
+    /// At a damaged frame at byte `at`, after which a later batch ends.
+    Damaged { at: usize },
+}
+
+/// A frame, decoded.
+enum Frame {
+    Write(Op),
+    BatchEnd(u64),
+}
+
+/// The whole batches of one segment's bytes, and how the bytes end.
+pub(crate) fn decode_frames(bytes: &[u8]) -> Decoded {
     let mut ops = Vec::new();
+    let mut batch = Vec::new();
+    // Where the batch being read starts, and its number.
+    let (mut batch_start, mut batch_number) = (0, 0);
     let mut at = 0;
     while at < bytes.len() {
         match decode_frame(&bytes[at..]) {
-            Some((op, len)) => {
-                ops.push(op);
+            Some((Frame::Write(op), len)) => {
+                batch.push(op);
                 at += len;
             }
+            Some((Frame::BatchEnd(number), len)) => {
+                ops.append(&mut batch);
+                at += len;
+                batch_start = at;
+                batch_number = number + 1;
+            }
             None if bytes[at..].iter().all(|&byte| byte == 0) => break,
-            None => return (ops, Some(at)),
+            None => {
+                // Damage is told from a torn write by what follows it: the
+                // end of a later batch, which was written only after this
+                // one was acknowledged.
+                let later = (at + 1..bytes.len()).any(|from| {
+                    matches!(decode_frame(&bytes[from..]), Some((Frame::BatchEnd(number), _)) if number > batch_number)
+                });
+                let end = if later { End::Damaged { at } } else { End::Torn { at: batch_start } };
+                return Decoded { ops, end };
+            }
         }
     }
-    (ops, None)
+    let end = if batch.is_empty() { End::Clean } else { End::Torn { at: batch_start } };
+    Decoded { ops, end }
 }
 
 /// One frame at the start of `bytes` and its length, if it is whole and intact.
-fn decode_frame(bytes: &[u8]) -> Option<(Op, usize)> {
+fn decode_frame(bytes: &[u8]) -> Option<(Frame, usize)> {
     let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
     let payload = bytes.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN.checked_add(len)?)?;
@@ -164,9 +222,13 @@ fn decode_frame(bytes: &[u8]) -> Option<(Op, usize)> {
         TAG_DELETE_STREAM => Op::DeleteStream { stream: reader.u64()? },
         TAG_PUT => Op::Put { tree: reader.bytes()?, key: reader.bytes()?, value: reader.bytes()? },
         TAG_REMOVE => Op::Remove { tree: reader.bytes()?, key: reader.bytes()? },
+        TAG_BATCH_END => {
+            let number = reader.u64()?;
+            return reader.0.is_empty().then_some((Frame::BatchEnd(number), FRAME_HEADER_LEN + len));
+        }
         _ => return None,
     };
-    reader.0.is_empty().then_some((op, FRAME_HEADER_LEN + len))
+    reader.0.is_empty().then_some((Frame::Write(op), FRAME_HEADER_LEN + len))
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -234,6 +296,8 @@ pub(crate) struct Segment {
     file: File,
     /// Bytes of frames written.
     len: u64,
+    /// The number the next batch's end frame carries.
+    next_batch: u64,
     /// Bytes the file holds, zeros after `len`.
     allocated: u64,
 }
@@ -246,17 +310,26 @@ impl Segment {
     pub(crate) fn create(wal_dir: &Path, number: u64) -> io::Result<Segment> {
         let file = OpenOptions::new().write(true).create_new(true).open(segment_path(wal_dir, number))?;
         sync_dir(wal_dir)?;
-        Ok(Segment { number, file, len: 0, allocated: 0 })
+        Ok(Segment { number, file, len: 0, allocated: 0, next_batch: 0 })
     }
 
     /// A segment over an open file, for tests that need a file that fails.
     #[cfg(test)]
     pub(crate) fn over(file: File) -> Segment {
-        Segment { number: 1, file, len: 0, allocated: 0 }
+        Segment { number: 1, file, len: 0, allocated: 0, next_batch: 0 }
+    }
+
+    /// Ends the batch of frames in `frames` and writes it after the frames
+    /// already written, durably.
+    pub(crate) fn write_batch(&mut self, frames: &mut Vec<u8>) -> io::Result<()> {
+        encode_batch_end(frames, self.next_batch);
+        self.write_durably(frames)?;
+        self.next_batch += 1;
+        Ok(())
     }
 
     /// Writes `bytes` after the frames already written and makes them durable.
-    pub(crate) fn write_durably(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn write_durably(&mut self, bytes: &[u8]) -> io::Result<()> {
         let end = self.len + bytes.len() as u64;
         if end > self.allocated {
             // One `fdatasync` below covers the zeros, the frames and the new size.
@@ -287,70 +360,84 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn every_kind() -> (Vec<u8>, Vec<Op>) {
+    /// Two batches: every kind of write, ended as batch 0, then one append, ended as batch 1.
+    fn two_batches() -> (Vec<u8>, Vec<Op>, usize) {
         let mut buffer = Vec::new();
         encode_append(&mut buffer, 7, 3, &[b"three".to_vec(), Vec::new(), vec![0xff; 300]]);
         encode_delete_stream(&mut buffer, 9);
         encode_put(&mut buffer, b"kv:leases", b"key", Some(b"value"));
         encode_put(&mut buffer, b"meta", b"gone", None);
+        encode_batch_end(&mut buffer, 0);
+        let second = buffer.len();
+        encode_append(&mut buffer, 7, 6, &[b"six".to_vec()]);
+        encode_batch_end(&mut buffer, 1);
         let ops = vec![
             Op::Append { stream: 7, first: 3, values: vec![b"three".to_vec(), Vec::new(), vec![0xff; 300]] },
             Op::DeleteStream { stream: 9 },
             Op::Put { tree: b"kv:leases".to_vec(), key: b"key".to_vec(), value: b"value".to_vec() },
             Op::Remove { tree: b"meta".to_vec(), key: b"gone".to_vec() },
+            Op::Append { stream: 7, first: 6, values: vec![b"six".to_vec()] },
         ];
-        (buffer, ops)
+        (buffer, ops, second)
     }
 
     #[test]
     fn every_kind_of_frame_round_trips() {
-        let (buffer, ops) = every_kind();
-        assert_eq!(decode_frames(&buffer), (ops, None));
+        let (buffer, ops, _) = two_batches();
+        assert_eq!(decode_frames(&buffer), Decoded { ops, end: End::Clean });
     }
 
     #[test]
-    fn a_torn_last_frame_ends_the_log_where_it_starts() {
-        let (buffer, ops) = every_kind();
-        let last_start = buffer.len() - (FRAME_HEADER_LEN + 1 + 4 + 4 + 4 + 4);
-        for cut in last_start + 1..buffer.len() {
-            let (decoded, torn_at) = decode_frames(&buffer[..cut]);
-            assert_eq!(decoded, ops[..3], "cut at {cut}");
-            assert_eq!(torn_at, Some(last_start), "cut at {cut}");
+    fn a_batch_cut_short_anywhere_is_dropped_whole() {
+        let (buffer, ops, second) = two_batches();
+        for cut in second + 1..buffer.len() {
+            let decoded = decode_frames(&buffer[..cut]);
+            assert_eq!(decoded, Decoded { ops: ops[..4].to_vec(), end: End::Torn { at: second } }, "cut at {cut}");
         }
+        // Cut inside the batch's end frame, where the zeros written ahead
+        // of frames begin: the same.
+        let mut zeros = buffer[..buffer.len() - 10].to_vec();
+        zeros.extend_from_slice(&[0; 10 + 64]);
+        assert_eq!(decode_frames(&zeros).end, End::Torn { at: second });
     }
 
     #[test]
-    fn a_damaged_frame_ends_the_log_and_nothing_after_it_is_read() {
-        let (mut buffer, ops) = every_kind();
+    fn a_damaged_frame_that_a_later_batch_follows_is_damage_not_a_torn_write() {
+        let (mut buffer, _, _) = two_batches();
         // A byte inside the first frame's first value.
         buffer[FRAME_HEADER_LEN + 1 + 8 + 8 + 4 + 4] ^= 0x01;
-        assert_eq!(decode_frames(&buffer), (Vec::new(), Some(0)));
-        // Zeros written ahead of frames end the log cleanly; anything after
-        // them that is not zero makes them a damaged frame.
-        let (mut buffer, _) = every_kind();
-        let first_len = FRAME_HEADER_LEN + u32::from_le_bytes(buffer[..4].try_into().unwrap()) as usize;
-        buffer.truncate(first_len);
+        assert_eq!(decode_frames(&buffer), Decoded { ops: Vec::new(), end: End::Damaged { at: 0 } });
+        // Damage in the last batch, which nothing follows: torn.
+        let (mut buffer, ops, second) = two_batches();
+        buffer[second + FRAME_HEADER_LEN + 2] ^= 0x01;
+        assert_eq!(decode_frames(&buffer), Decoded { ops: ops[..4].to_vec(), end: End::Torn { at: second } });
+    }
+
+    #[test]
+    fn zeros_end_the_log_cleanly_and_anything_after_them_does_not() {
+        let (mut buffer, ops, _) = two_batches();
+        let end = buffer.len();
         buffer.extend_from_slice(&[0; 64]);
-        assert_eq!(decode_frames(&buffer), (ops[..1].to_vec(), None));
+        assert_eq!(decode_frames(&buffer), Decoded { ops: ops.clone(), end: End::Clean });
         buffer.push(1);
-        assert_eq!(decode_frames(&buffer), (ops[..1].to_vec(), Some(first_len)));
+        assert_eq!(decode_frames(&buffer), Decoded { ops, end: End::Torn { at: end } });
     }
 
     #[test]
     fn a_segment_grows_by_zeros_ahead_of_its_frames_and_reads_back_whole() {
         let dir = tempfile::tempdir().unwrap();
         let mut segment = Segment::create(dir.path(), 3).unwrap();
-        let (frames, ops) = every_kind();
-        let mut expected = Vec::new();
-        // Enough writes to grow past the first preallocation.
-        let rounds = (PREALLOCATE_BYTES as usize / frames.len()) + 2;
+        let mut frames = Vec::new();
+        encode_append(&mut frames, 1, 1, &[vec![7; 1000]]);
+        let op = Op::Append { stream: 1, first: 1, values: vec![vec![7; 1000]] };
+        // Enough batches to grow past the first preallocation.
+        let rounds = PREALLOCATE_BYTES as usize / frames.len() + 2;
         for _ in 0..rounds {
-            segment.write_durably(&frames).unwrap();
-            expected.extend(ops.iter().cloned());
+            segment.write_batch(&mut frames.clone()).unwrap();
         }
-        assert_eq!(segment.len(), (frames.len() * rounds) as u64);
         let bytes = fs::read(segment_path(dir.path(), 3)).unwrap();
         assert_eq!(bytes.len() as u64, 2 * PREALLOCATE_BYTES, "zeros ahead of the frames");
-        assert_eq!(decode_frames(&bytes), (expected, None));
+        assert!(segment.len() > PREALLOCATE_BYTES);
+        assert_eq!(decode_frames(&bytes), Decoded { ops: vec![op; rounds], end: End::Clean });
     }
 }

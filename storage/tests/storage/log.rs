@@ -95,34 +95,47 @@ fn a_write_torn_at_the_end_of_the_log_is_dropped_and_the_rest_replayed() {
     // where the frames end and the zeros written ahead of them begin.
     let last = segments.last().unwrap();
     let bytes = fs::read(last).unwrap();
-    let end = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |at| at + 1);
+    // Frames follow each other, each `[length: u32 LE][crc: u32][payload]`;
+    // zeros follow the last.
+    let mut end = 0;
+    while let Some(len) = bytes.get(end..end + 4).map(|len| u32::from_le_bytes(len.try_into().unwrap()) as usize) {
+        if len == 0 {
+            break;
+        }
+        end += 8 + len;
+    }
     let file = fs::OpenOptions::new().write(true).open(last).unwrap();
     file.write_all_at(&[200, 0, 0, 0, 1, 2, 3, 4, 1, 7], end as u64).unwrap();
     assert_everything_written_is_there(dir.path());
 }
 
 #[test]
-fn a_damaged_segment_that_a_newer_one_follows_is_refused_and_kept() {
+fn damage_with_acknowledged_writes_after_it_is_refused_and_the_log_kept() {
     if let Some((role, dir)) = child_role() {
         assert_eq!(role, "write");
         return write_and_wait(&dir);
     }
-    let (dir, segments) = killed_store("log::a_damaged_segment_that_a_newer_one_follows_is_refused_and_kept");
+    let (dir, segments) = killed_store("log::damage_with_acknowledged_writes_after_it_is_refused_and_the_log_kept");
     let damaged = segments.last().unwrap().clone();
     let mut bytes = fs::read(&damaged).unwrap();
-    // Inside the first frame's payload (its header is 8 bytes): every frame after it is lost to replay.
+    // Inside the first frame's payload (its header is 8 bytes): every batch
+    // after it, each acknowledged, would be lost to replay.
     bytes[12] ^= 0x40;
     fs::write(&damaged, &bytes).unwrap();
-    let newer = damaged.with_file_name(format!("{:020}.log", 999));
-    fs::write(&newer, b"").unwrap();
-    match runbook_storage::SledStore::open(dir.path()) {
+    let assert_refused = |why: &str| match runbook_storage::SledStore::open(dir.path()) {
         Err(error @ StorageError::Backend { .. }) => {
             let message = error.to_string();
             assert!(message.starts_with(&format!("replaying log segment {}: ", damaged.display())), "{message}");
-            assert!(message.contains("is damaged"), "{message}");
+            assert!(message.contains(&format!("is damaged, {why}")), "{message}");
         }
         other => panic!("expected the damaged segment to be refused, got {other:?}"),
-    }
+    };
+    // In the last segment: later batches follow the damage.
+    assert_refused("and a later batch follows it");
+    // In a segment that a newer one follows.
+    let newer = damaged.with_file_name(format!("{:020}.log", 999));
+    fs::write(&newer, b"").unwrap();
+    assert_refused("in a segment completed before a newer one began");
     assert_eq!(fs::read(&damaged).unwrap(), bytes, "the damaged segment is kept as it was");
     assert!(newer.exists());
 }
