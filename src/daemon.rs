@@ -545,10 +545,20 @@ impl Daemon {
             self.say("stopping: no run is going");
         } else {
             self.say(format!(
-                "stopping: no more fires; waiting up to {} for runs {} (a second signal interrupts them now)",
+                "stopping: no more fires and no new steps; waiting up to {} for the running steps of runs {} \
+                 (a second signal interrupts them now)",
                 runbook_engine::duration::format_duration(grace),
                 busy.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
             ));
+        }
+        // No run starts a new step from here on; each stops, resumable, once
+        // its running steps have ended. A child run is one of its parent's
+        // running steps: it goes on until the parent's grace is over.
+        for run in &busy {
+            let child = self.journal().indexed(*run).ok().flatten().is_some_and(|summary| summary.parent.is_some());
+            if let Some(control) = self.app.engine.control_of(*run).filter(|_| !child) {
+                control.drain.cancel();
+            }
         }
         let deadline = Instant::now() + grace;
         while !self.busy_runs().is_empty() {

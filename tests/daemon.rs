@@ -303,6 +303,36 @@ fn sigterm_lets_running_steps_finish_within_the_grace_period() {
 }
 
 #[test]
+fn during_the_grace_period_no_new_step_starts_and_the_run_stops_resumably() {
+    let sandbox = Sandbox::new();
+    let (cron, _) = once_a_minute(2);
+    sandbox.write(
+        "wf/two.yaml",
+        &format!(
+            "name: two\nschedule: \"{cron}\"\nsteps:\n  - id: a\n    run: sleep 1.5\n  \
+             - id: b\n    needs: [a]\n    run: touch b-ran\n"
+        ),
+    );
+    let mut daemon = Daemon::start(&sandbox, &["--grace", "10s"]);
+    assert!(wait_until(Duration::from_secs(5), || runs_of(&sandbox, "two").len() == 1), "{}", daemon.log());
+    let started = Instant::now();
+    assert_eq!(daemon.stop(), 0, "{}", daemon.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "it waited for more than the running step: {:?}",
+        started.elapsed()
+    );
+    let run = runs_of(&sandbox, "two")[0].clone();
+    assert_eq!(run.status, "interrupted", "{}", daemon.log());
+    assert_eq!(crate::util::step_statuses(&sandbox.status(run.id)), ["a=succeeded", "b=pending"]);
+    assert!(!sandbox.path().join("b-ran").exists(), "b started during the grace period");
+    // `resume` goes on with b.
+    let resumed = sandbox.run(&["resume", &run.id.to_string()]);
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
+    assert!(sandbox.path().join("b-ran").exists());
+}
+
+#[test]
 fn sigterm_past_the_grace_period_interrupts_the_run_resumably_and_exits_0() {
     let sandbox = Sandbox::new();
     fires_once(&sandbox, "long", 2, "sleep 3; echo done");

@@ -50,6 +50,10 @@ pub struct RunControl {
     pub cancel: CancellationToken,
     /// Ctrl-C or shutdown: stop the steps and record `run_interrupted`; `resume` goes on.
     pub interrupt: CancellationToken,
+    /// A shutdown's grace period: start no new step; once the running ones
+    /// have ended, record `run_interrupted` (unless the run ended); `resume`
+    /// goes on. `interrupt` still stops the steps when the grace is over.
+    pub drain: CancellationToken,
     /// `runbook approve` / `reject`: answers for `approval` steps, recorded by the executor.
     pub answers: Arc<AnswerInbox>,
 }
@@ -469,14 +473,20 @@ impl RunLoop {
         let mut answers_rx = taken.unwrap_or(fallback);
         let mut renew = tokio::time::interval(LEASE_TTL / 3);
         renew.tick().await;
+        let mut draining = control.drain.is_cancelled();
         loop {
-            let (launches, wake_at) = self.decide_all()?;
+            let (launches, wake_at) = self.decide_all(draining)?;
             self.flush().await?;
             for (step, attempt, check) in launches {
                 self.launch(step, attempt, check, done_tx.clone());
             }
             if self.state.status != RunStatus::Running {
                 return Ok(self.state.status);
+            }
+            if draining && self.running.is_empty() {
+                let reason = "stopped before its next step: the process is shutting down".to_owned();
+                self.stop(EventKind::RunInterrupted { reason, running: Vec::new() }).await?;
+                return Ok(RunStatus::Interrupted);
             }
             if self.running.is_empty() && wake_at.is_none() {
                 return Err(EngineError::Stuck {
@@ -489,6 +499,7 @@ impl RunLoop {
                 Some(finished) = done_rx.recv() => self.finished(finished),
                 Some(request) = answers_rx.recv() => self.answer(request).await,
                 () = sleep_for(sleep) => {}
+                () = control.drain.cancelled(), if !draining => draining = true,
                 () = control.cancel.cancelled() => {
                     let running = self.stop_steps(&mut done_rx).await;
                     let _ = running;
@@ -512,16 +523,19 @@ impl RunLoop {
     }
 
     /// Decides until nothing is left to decide; returns the steps to launch and the next wake-up.
-    fn decide_all(&mut self) -> Result<Launches> {
+    /// While `draining`, starts (and checks) are left undone, to be decided again on resume.
+    fn decide_all(&mut self, draining: bool) -> Result<Launches> {
         let mut launches = Vec::new();
         loop {
             let now = Utc::now();
             let decision = decide(&self.state, now, &self.engine.templates);
-            if decision.actions.is_empty() {
+            let starts = |action: &Action| matches!(action, Action::StartStep { .. } | Action::CheckStep { .. });
+            if decision.actions.iter().all(|action| draining && starts(action)) {
                 return Ok((launches, decision.wake_at));
             }
             for action in decision.actions {
                 match &action {
+                    _ if draining && starts(&action) => continue,
                     Action::StartStep { step, attempt } => launches.push((step.clone(), *attempt, false)),
                     Action::CheckStep { step, attempt } => launches.push((step.clone(), *attempt, true)),
                     _ => {}
