@@ -287,7 +287,7 @@ impl Daemon {
         let control = control.or_else(|| self.app.engine.control_of(run).map(|c| (c, CancellationToken::new())));
         let Some((control, done)) = control else { return };
         self.say(format!("{label}: cancelling run {run}, still going (overlap: cancel_previous)"));
-        control.cancel.cancel();
+        control.cancel_because(format!("{label}: cancelled for the next fire (overlap: cancel_previous)"));
         if tokio::time::timeout(CANCEL_WAIT, done.cancelled()).await.is_err() {
             self.say(format!("run {run} did not stop within {}s; starting the next run anyway", CANCEL_WAIT.as_secs()));
         }

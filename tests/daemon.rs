@@ -215,6 +215,10 @@ fn overlap_policies_with_a_slow_workflow() {
     assert!(cancelled.len() >= 2, "{cancelling:?}\n{log}");
     assert!(!overlapping(&cancelling), "{cancelling:?}");
     assert!(log.contains("cancelling run") && log.contains("(overlap: cancel_previous)"), "{log}");
+    // The run's own log says why it was cancelled.
+    let events = sandbox.events(cancelled[0].id);
+    let reason = crate::util::of_type(&events, "run_cancelled")[0]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.ends_with("cancelled for the next fire (overlap: cancel_previous)"), "{reason}");
 }
 
 #[test]

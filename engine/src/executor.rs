@@ -48,6 +48,8 @@ pub type Observer = Option<mpsc::UnboundedSender<Observed>>;
 pub struct RunControl {
     /// `runbook cancel`: stop the steps and end the run as `cancelled`.
     pub cancel: CancellationToken,
+    /// Why `cancel` was cancelled, when not by an operator; see [`RunControl::cancel_because`].
+    cancel_reason: Arc<std::sync::OnceLock<String>>,
     /// Ctrl-C or shutdown: stop the steps and record `run_interrupted`; `resume` goes on.
     pub interrupt: CancellationToken,
     /// A shutdown's grace period: start no new step; once the running ones
@@ -83,6 +85,12 @@ impl Default for AnswerInbox {
 }
 
 impl RunControl {
+    /// Cancels the run, recording `reason` in its `run_cancelled` (the first reason given stays).
+    pub fn cancel_because(&self, reason: impl Into<String>) {
+        let _ = self.cancel_reason.set(reason.into());
+        self.cancel.cancel();
+    }
+
     /// Hands an answer to the executor and waits until it is recorded (or refused).
     pub async fn answer(
         &self,
@@ -503,7 +511,9 @@ impl RunLoop {
                 () = control.cancel.cancelled() => {
                     let running = self.stop_steps(&mut done_rx).await;
                     let _ = running;
-                    self.stop(EventKind::RunCancelled { reason: "cancelled by the operator".to_owned() }).await?;
+                    let reason =
+                        control.cancel_reason.get().cloned().unwrap_or_else(|| "cancelled by the operator".to_owned());
+                    self.stop(EventKind::RunCancelled { reason }).await?;
                     return Ok(RunStatus::Cancelled);
                 }
                 () = control.interrupt.cancelled() => {
