@@ -927,6 +927,7 @@ impl<'a> Checker<'a> {
             }
         };
         let spec_config_for_outputs = config.clone();
+        let idempotent = idempotent.unwrap_or_else(|| kind.idempotent_by_default(&config));
         let spec = StepSpec {
             id: id?,
             description,
@@ -940,7 +941,7 @@ impl<'a> Checker<'a> {
             continue_on_error,
             handler: false,
             check,
-            idempotent: idempotent.unwrap_or_else(|| kind.idempotent_by_default()),
+            idempotent,
             outputs,
             env,
             until,

@@ -157,8 +157,10 @@ pub trait StepKind: Send + Sync + 'static {
     /// The YAML key that selects this kind (`run`).
     fn name(&self) -> &'static str;
 
-    /// Whether a step of this kind is safe to repeat after a crash when the workflow does not say.
-    fn idempotent_by_default(&self) -> bool {
+    /// Whether a step of this kind, with this (validated) configuration, is
+    /// safe to repeat after a crash when the workflow does not say.
+    fn idempotent_by_default(&self, config: &serde_json::Value) -> bool {
+        let _ = config;
         true
     }
 

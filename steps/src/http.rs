@@ -229,6 +229,20 @@ impl StepKind for HttpKind {
         KEYS.check(config, check)
     }
 
+    /// GET, HEAD and OPTIONS only read. Any other method, or one a template
+    /// chooses, may change something (a POST to an incident webhook): after
+    /// a crash the step is repeated only if the workflow says
+    /// `idempotent: true`, or has a `check`.
+    fn idempotent_by_default(&self, config: &serde_json::Value) -> bool {
+        match config.get("method") {
+            None => true,
+            Some(serde_json::Value::String(method)) => {
+                matches!(method.trim().to_ascii_uppercase().as_str(), "GET" | "HEAD" | "OPTIONS")
+            }
+            Some(_) => false,
+        }
+    }
+
     async fn execute(&self, request: StepRequest) -> StepResult {
         let probe = match KEYS.probe(&request) {
             Ok(probe) => probe,
@@ -475,6 +489,17 @@ fn header_values(headers: &HeaderMap) -> serde_json::Map<String, serde_json::Val
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_reading_methods_are_safe_to_repeat_by_default() {
+        let safe = |config: serde_json::Value| HttpKind.idempotent_by_default(&config);
+        assert!(safe(json!("http://127.0.0.1:1/health")), "the URL shorthand is a GET");
+        assert!(safe(json!({ "url": "http://127.0.0.1:1/", "method": "get" })));
+        assert!(safe(json!({ "url": "http://127.0.0.1:1/", "method": "HEAD" })));
+        assert!(!safe(json!({ "url": "http://127.0.0.1:1/", "method": "POST" })));
+        assert!(!safe(json!({ "url": "http://127.0.0.1:1/", "method": "delete" })));
+        assert!(!safe(json!({ "url": "http://127.0.0.1:1/", "method": "{{ inputs.method }}" })));
+    }
 
     #[test]
     fn statuses() {
