@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use crate::event::{Event, EventKind, Outputs, ParentRef, RunStarted};
 use crate::ids::{Attempt, RunId, StepId};
-use crate::model::{StepSpec, Workflow};
+use crate::model::Workflow;
 use crate::template::Templates;
 
 /// A run's status.
@@ -214,6 +214,9 @@ pub struct RunState {
     /// Position of each step in `workflow.steps`: events and needs name steps, and a
     /// linear search per lookup made a fold and each `decide` quadratic in the steps.
     step_indices: Arc<HashMap<StepId, usize>>,
+    /// For each step, the positions of its `needs` (`None` for a name the workflow does not
+    /// have): `decide` checks the needs of every pending step at each decision.
+    need_indices: Arc<Vec<Vec<Option<usize>>>>,
 }
 
 /// The escalation facts of a run.
@@ -260,6 +263,11 @@ impl RunState {
             // The first of a (never valid) duplicate id wins, as with a search from the start.
             step_indices.entry(spec.id.clone()).or_insert(index);
         }
+        let need_indices = workflow
+            .steps
+            .iter()
+            .map(|spec| spec.needs.iter().map(|need| step_indices.get(need).copied()).collect())
+            .collect();
         Ok(RunState {
             run_id,
             steps: workflow.steps.iter().map(|_| StepState::new()).collect(),
@@ -276,6 +284,7 @@ impl RunState {
             outputs: Outputs::new(),
             escalation: Escalation::default(),
             step_indices: Arc::new(step_indices),
+            need_indices: Arc::new(need_indices),
         })
     }
 
@@ -713,7 +722,7 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
     // The `on_failure` handler waits for every other step, and runs only when the run is failing.
     let main_done = workflow.steps.iter().zip(&state.steps).all(|(spec, s)| spec.handler || s.phase.is_terminal());
     let failing = !state.failed_steps().is_empty();
-    for (spec, step) in workflow.steps.iter().zip(&state.steps) {
+    for (position, (spec, step)) in workflow.steps.iter().zip(&state.steps).enumerate() {
         if spec.handler && step.phase == StepPhase::Pending {
             if !main_done {
                 continue;
@@ -746,7 +755,7 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
                 }
             },
             StepPhase::Pending => {
-                let Some(readiness) = readiness(state, spec) else { continue };
+                let Some(readiness) = readiness(state, position) else { continue };
                 let action = match &spec.condition {
                     Some(condition) => {
                         // Only the steps the condition names: a context of every finished step
@@ -802,11 +811,12 @@ enum Readiness {
     Blocked(String),
 }
 
-/// Whether every need of `spec` has finished, and how.
-fn readiness(state: &RunState, spec: &StepSpec) -> Option<Readiness> {
+/// Whether every need of the step at `position` has finished, and how.
+fn readiness(state: &RunState, position: usize) -> Option<Readiness> {
     let mut blocked = None;
-    for need in &spec.needs {
-        let index = state.step_index(need)?;
+    let needs = state.workflow.steps[position].needs.iter().zip(state.need_indices.get(position)?);
+    for (need, index) in needs {
+        let index = (*index)?;
         let need_state = &state.steps[index];
         let need_spec = &state.workflow.steps[index];
         match need_state.phase {
