@@ -826,14 +826,6 @@ fn event_json(seq: u64, event: &Event) -> Result<serde_json::Value> {
 
 /// Seconds, minutes or hours between two instants, for people.
 pub fn elapsed(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-    let ms = (to - from).num_milliseconds().max(0);
-    if ms < 1_000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1_000.0)
-    } else if ms < 3_600_000 {
-        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1_000)
-    } else {
-        format!("{}h{:02}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
-    }
+    let ms = u64::try_from((to - from).num_milliseconds()).unwrap_or(0);
+    runbook_engine::duration::format_elapsed_ms(ms)
 }

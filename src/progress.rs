@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use runbook_engine::duration::format_elapsed_ms as ms;
 use runbook_engine::event::EventKind;
 use runbook_engine::executor::Observed;
 use runbook_engine::ids::{RunId, StepId};
@@ -646,11 +647,6 @@ fn render(line: &Line, now: DateTime<Utc>, width: usize) -> String {
 fn one_line(text: &str) -> String {
     let first = text.lines().next().unwrap_or_default();
     if text.lines().nth(1).is_some() { format!("{first} …") } else { first.to_owned() }
-}
-
-fn ms(duration_ms: u64) -> String {
-    let start = DateTime::<Utc>::UNIX_EPOCH;
-    elapsed(start, start + chrono::Duration::milliseconds(i64::try_from(duration_ms).unwrap_or(i64::MAX)))
 }
 
 /// A run with the child runs its `workflow` steps started, recursively: what `status` and the final line show.

@@ -51,9 +51,28 @@ pub fn format_duration(duration: Duration) -> String {
     out
 }
 
+/// A measured span for people: `850ms`, `3.2s`, `4m05s`, `1h02m`.
+pub fn format_elapsed_ms(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1_000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1_000)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elapsed_spans_read_at_a_glance() {
+        let shown: Vec<String> = [850, 3_210, 245_000, 3_725_000].into_iter().map(format_elapsed_ms).collect();
+        assert_eq!(shown, ["850ms", "3.2s", "4m05s", "1h02m"]);
+    }
 
     #[track_caller]
     fn check(text: &str, ms: Option<u64>) {

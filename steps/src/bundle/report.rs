@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use runbook_engine::artifact::ArtifactRef;
+use runbook_engine::duration::format_elapsed_ms;
 use runbook_engine::event::{Event, EventKind, Outputs};
 use runbook_engine::ids::{RunId, Seq, StepId};
 use runbook_engine::state::RunState;
@@ -132,19 +133,6 @@ fn fold(run_id: RunId, events: &[(Seq, Event)]) -> Result<RunState, String> {
 /// Times as support reads them: UTC, to the second, with `Z`.
 pub fn utc(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// `850ms`, `3.2s`, `4m05s`.
-pub fn duration_text(ms: u64) -> String {
-    if ms < 1_000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1_000.0)
-    } else if ms < 3_600_000 {
-        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1_000)
-    } else {
-        format!("{}h{:02}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
-    }
 }
 
 /// A time given in the configuration, in UTC when it parses as one.
@@ -509,7 +497,7 @@ fn attempt_line(
         Some(start) => format!("{} → {}", utc(start), utc(end)),
         None => format!("→ {}", utc(end)),
     };
-    format!("`{step}` attempt {attempt}: {outcome}, {span} ({})", duration_text(duration_ms))
+    format!("`{step}` attempt {attempt}: {outcome}, {span} ({})", format_elapsed_ms(duration_ms))
 }
 
 fn replace_started(lines: &mut [(Option<StepId>, String)], last: &[(StepId, usize)], step: &StepId, text: String) {
@@ -553,9 +541,9 @@ mod tests {
 
     #[test]
     fn times_and_durations_for_people() {
-        assert_eq!(duration_text(850), "850ms");
-        assert_eq!(duration_text(3_210), "3.2s");
-        assert_eq!(duration_text(245_000), "4m05s");
+        assert_eq!(format_elapsed_ms(850), "850ms");
+        assert_eq!(format_elapsed_ms(3_210), "3.2s");
+        assert_eq!(format_elapsed_ms(245_000), "4m05s");
         assert_eq!(since_text("2026-01-26T09:30:00+01:00"), "2026-01-26T08:30:00Z");
         assert_eq!(since_text("yesterday morning"), "yesterday morning");
         assert_eq!(one_line("a\n\n b \nc"), "a /  b / c");
