@@ -145,6 +145,25 @@ struct TemplateSite {
 }
 
 impl<'a> Checker<'a> {
+    /// The kind named `name` and its configuration `node` as the kind checks it, the
+    /// templates in it collected for the reference checks; `None` for a kind not registered.
+    fn kind_config(
+        &mut self,
+        name: &str,
+        node: &Node,
+        field: &str,
+        templates: &mut Vec<TemplateSite>,
+    ) -> Option<(std::sync::Arc<dyn crate::step::StepKind>, serde_json::Value)> {
+        let kind = self.registry.get(name)?.clone();
+        let kind_field = join(field, name);
+        let config = {
+            let mut check = ConfigCheck::new(self.file, kind_field.clone(), &mut self.diagnostics);
+            kind.check_config(node, &mut check)
+        };
+        collect_templates(node, &kind_field, templates);
+        Some((kind, config))
+    }
+
     fn error(&mut self, position: Position, field: impl Into<String>, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic::new(self.file, position, field, message));
     }
@@ -901,13 +920,7 @@ impl<'a> Checker<'a> {
                 return None;
             }
         };
-        let kind = self.registry.get(&kind_key.name)?.clone();
-        let kind_field = join(field, &kind_key.name);
-        let config = {
-            let mut check = ConfigCheck::new(self.file, kind_field.clone(), &mut self.diagnostics);
-            kind.check_config(kind_node, &mut check)
-        };
-        collect_templates(kind_node, &kind_field, &mut templates);
+        let (kind, config) = self.kind_config(&kind_key.name, kind_node, field, &mut templates)?;
         let mut check_done_position = None;
         let check = match check_node {
             None => None,
@@ -1012,13 +1025,7 @@ impl<'a> Checker<'a> {
             }
             return None;
         };
-        let kind = self.registry.get(&kind_key.name)?.clone();
-        let kind_field = join(field, &kind_key.name);
-        let config = {
-            let mut check = ConfigCheck::new(self.file, kind_field.clone(), &mut self.diagnostics);
-            kind.check_config(kind_node, &mut check)
-        };
-        collect_templates(kind_node, &kind_field, templates);
+        let (kind, config) = self.kind_config(&kind_key.name, kind_node, field, templates)?;
         Some((crate::model::CheckSpec { kind: kind.name().to_owned(), config, done }, position))
     }
 
