@@ -125,13 +125,16 @@ impl SledStore {
         let db_file = File::open(&db_path)
             .map_err(|e| StorageError::io(format!("opening store file {}", db_path.display()), e))?;
         let wal_dir = dir.join(wal::DIR_NAME);
-        DirBuilder::new().mode(0o700).create(&wal_dir).or_else(|error| match error.kind() {
-            io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(StorageError::io(format!("creating log directory {}", wal_dir.display()), error)),
-        })?;
-        // sled may just have created `db`, `conf` and `blobs/`, and we `wal/`:
-        // their directory entries are durable only once the directory is synced.
-        wal::sync_dir(dir).map_err(|e| StorageError::io(format!("syncing store directory {}", dir.display()), e))?;
+        // No log directory yet: a store this code never opened. It is
+        // created only after the flush below, so that a process killed in
+        // between leaves the flush still to do.
+        let first_open = match fs::symlink_metadata(&wal_dir) {
+            Ok(_) => false,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => true,
+            Err(error) => {
+                return Err(StorageError::io(format!("looking for log directory {}", wal_dir.display()), error));
+            }
+        };
         let open_tree = |name: &str| db.open_tree(name).map_err(|e| StorageError::from_sled(context(), e));
         let events = open_tree("events")?;
         let meta = open_tree(META_TREE)?;
@@ -141,8 +144,20 @@ impl SledStore {
         // of its log was ever made durable: otherwise they stay, and sled,
         // handing out the same log sequence numbers again, fails to create
         // them anew (EEXIST), as replaying the log would. The trees just
-        // opened are something: a fresh store is flushed at once.
-        checkpointer.run(0).map_err(|failure| failure.into_error(context()))?;
+        // opened are something: a store is flushed the first time this code
+        // opens it, and has a durable log from then on (stores written
+        // before were flushed on every write).
+        if first_open {
+            checkpointer.run(0).map_err(|failure| failure.into_error(context()))?;
+            DirBuilder::new().mode(0o700).create(&wal_dir).or_else(|error| match error.kind() {
+                io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(StorageError::io(format!("creating log directory {}", wal_dir.display()), error)),
+            })?;
+            // sled may just have created `db`, `conf` and `blobs/`, and we
+            // `wal/`: their entries are durable only once the directory is.
+            wal::sync_dir(dir)
+                .map_err(|e| StorageError::io(format!("syncing store directory {}", dir.display()), e))?;
+        }
         let next_segment = recover(&db, &events, &wal_dir, &mut checkpointer)?;
         let segment = Segment::create(&wal_dir, next_segment)
             .map_err(|e| StorageError::io(format!("creating a log segment in {}", wal_dir.display()), e))?;
