@@ -225,6 +225,25 @@ impl Journal {
         })
     }
 
+    /// Records events on a run from outside its executor (an operator's answer, a cancel, an
+    /// acknowledgement, a bundle): folds the run, checks each event with `apply` (an event that
+    /// does not fit the run is refused, nothing is appended), appends them at the stream's end
+    /// (refused if another writer appended meanwhile) and refreshes the run index. Returns the
+    /// state after them.
+    pub async fn record(&self, run: RunId, kinds: Vec<EventKind>) -> Result<RunState> {
+        let (mut state, next) = self.load(run)?;
+        let at = chrono::Utc::now();
+        let events: Vec<Event> = kinds.into_iter().map(|kind| Event { at, kind }).collect();
+        for (offset, event) in events.iter().enumerate() {
+            state.apply(event).map_err(|e| EngineError::Apply { run, seq: next.0 + offset as u64, message: e.message })?;
+        }
+        self.append(run, next, &events).await?;
+        if events.iter().any(|event| changes_summary(&event.kind)) {
+            self.index(&state)?;
+        }
+        Ok(state)
+    }
+
     /// Appends events at `expected_next`, durably, and returns the next seq.
     /// Honours `RUNBOOK_CRASH_AFTER_EVENTS`: the events up to the N-th are
     /// appended and the process aborts once they are durable.

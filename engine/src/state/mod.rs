@@ -224,6 +224,8 @@ pub struct RunState {
 pub struct Escalation {
     /// The archive of the last bundle written.
     pub bundle: Option<String>,
+    /// When the last bundle was written.
+    pub bundled_at: Option<DateTime<Utc>>,
     pub message_id: Option<String>,
     pub email_error: Option<String>,
     pub ticket: Option<String>,
@@ -444,7 +446,10 @@ impl RunState {
                 self.outputs = outputs.clone();
                 self.finish(RunStatus::Failed, event.at, error.clone());
             }
-            EventKind::BundleCreated { archive, .. } => self.escalation.bundle = Some(archive.clone()),
+            EventKind::BundleCreated { archive, .. } => {
+                self.escalation.bundle = Some(archive.clone());
+                self.escalation.bundled_at = Some(event.at);
+            }
             EventKind::EmailSent { message_id, .. } => self.escalation.message_id = Some(message_id.clone()),
             EventKind::EmailFailed { error, .. } => self.escalation.email_error = Some(error.clone()),
             EventKind::SupportTicketCreated { ticket, .. } => self.escalation.ticket = Some(ticket.clone()),
