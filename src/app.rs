@@ -322,7 +322,7 @@ impl App {
     /// `runbook verify`: a line per problem and exit 1, or a one-line summary and exit 0.
     fn verify(&self, run_id: Option<&str>, json: bool, term: &Term) -> Result<u8> {
         let only = run_id.map(parse_run).transpose()?;
-        let report = runbook_engine::integrity::verify(self.engine.journal(), only)?;
+        let report = runbook_engine::integrity::verify(self.engine.journal(), self.registry(), only)?;
         if json {
             term.out(serde_json::to_string_pretty(&report)?);
         } else {

@@ -156,5 +156,34 @@ fn decision(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, apply, decision);
+/// `run_started` for a chain of `steps` steps (each needing the one before), built from a
+/// loaded two-step workflow rather than validated whole, so that a 10,000-step run is quick to set up.
+fn chain(steps: usize) -> Event {
+    let mut first = started(2, false);
+    if let EventKind::RunStarted(started) = &mut first.kind {
+        let template = started.workflow.steps[1].clone();
+        started.workflow.steps.truncate(1);
+        for i in 1..steps {
+            let mut spec = template.clone();
+            spec.id = id(&format!("s{i}"));
+            spec.needs = vec![id(&format!("s{}", i - 1))];
+            started.workflow.steps.push(spec);
+        }
+    }
+    first
+}
+
+/// A decision's cost against the number of finished steps: the run is a chain, every step
+/// but the last has succeeded, and the last one is ready.
+fn decision_by_size(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decide, all but the last step finished");
+    let templates = Templates::new();
+    for steps in [10, 1_000, 10_000] {
+        let state = fold(&chain(steps), &finished_steps(steps - 1));
+        group.bench_function(format!("{steps} steps"), |b| b.iter(|| decide(black_box(&state), at(), &templates)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, apply, decision, decision_by_size);
 criterion_main!(benches);

@@ -20,12 +20,12 @@ use tracing::Instrument;
 use crate::artifact::{ArtifactSink, DEFAULT_CAPTURE_CAP_BYTES};
 use crate::duration::format_duration;
 use crate::error::{EngineError, Result};
-use crate::event::{Event, EventKind, Outputs, ParentRef, RunStarted};
+use crate::event::{Event, EventKind, ParentRef, RunStarted};
 use crate::ids::{Attempt, RunId, Seq, StepId};
 use crate::journal::{CHILDREN_NAMESPACE, Journal, changes_summary};
 use crate::load::LoadedWorkflow;
 use crate::mask::Masker;
-use crate::state::{Action, RunState, RunStatus, StepPhase, decide};
+use crate::state::{Action, Attempted, Judging, RunState, RunStatus, StepPhase, decide, resolve_duration};
 use crate::step::{ChildOutcome, ChildRequest, ChildRuns, Registry, StepRequest, StepResult};
 use crate::template::Templates;
 
@@ -550,26 +550,7 @@ impl RunLoop {
                     Action::CheckStep { step, attempt } => launches.push((step.clone(), *attempt, true)),
                     _ => {}
                 }
-                let mut kind = action.event_kind();
-                match &mut kind {
-                    EventKind::StepFailed { error, .. } => *error = self.masker.mask(error),
-                    EventKind::RunSucceeded { outputs } => {
-                        let (evaluated, error) = self.workflow_outputs();
-                        match error {
-                            None => *outputs = evaluated,
-                            Some(error) => {
-                                kind = EventKind::RunFailed {
-                                    failed_steps: Vec::new(),
-                                    outputs: evaluated,
-                                    error: Some(error),
-                                }
-                            }
-                        }
-                    }
-                    EventKind::RunFailed { outputs, .. } => *outputs = self.workflow_outputs().0,
-                    _ => {}
-                }
-                self.record(Event { at: now, kind })?;
+                self.record(Event { at: now, kind: action.event_kind(&self.masker) })?;
             }
         }
     }
@@ -726,8 +707,13 @@ impl RunLoop {
     async fn answer(&mut self, request: AnswerRequest) {
         let AnswerRequest { step, approved, by, comment, reply } = request;
         let waiting = self.state.step(&step).is_some_and(|s| s.phase == StepPhase::Running && s.decision.is_none());
-        let is_approval = self.state.workflow.step(&step).is_some_and(|s| s.kind == "approval");
-        if !is_approval || !waiting {
+        let takes_answers = self
+            .state
+            .workflow
+            .step(&step)
+            .and_then(|spec| self.engine.registry.get(&spec.kind))
+            .is_some_and(|kind| kind.takes_answers());
+        if !takes_answers || !waiting {
             let _ = reply.send(Err(format!("step `{step}` is not an approval waiting for an answer")));
             return;
         }
@@ -748,80 +734,39 @@ impl RunLoop {
         let _ = reply.send(recorded);
     }
 
-    /// Turns a finished attempt into its event: success, a poll that goes on, or a failure with its retry time.
+    /// Hands a finished attempt (of a step or of its `check`) to the state machine, which says
+    /// what it means, and records the events that come back.
     fn finished(&mut self, finished: Finished) {
-        if finished.check {
-            return self.checked(finished);
-        }
-        let Finished { step, attempt, result, duration, .. } = finished;
+        let Finished { step, attempt, result, duration, check } = finished;
         self.running.remove(&step);
         self.answer_senders.remove(&step);
-        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        let now = Utc::now();
         let Some(spec) = self.state.step_index(&step).map(|i| self.state.workflow.steps[i].clone()) else { return };
-        let provided =
-            self.engine.registry.get(&spec.kind).map(|kind| kind.provided_outputs(&spec.config)).unwrap_or_default();
-        let (outputs, output_error) = self.outputs(&spec, &result.values, &provided);
-        let StepResult { error, exit_code, artifacts, notes, .. } = result;
-        for mut note in notes.into_iter().filter(EventKind::is_note) {
-            mask_note(&self.masker, &mut note);
-            if let Err(error) = self.record(Event { at: now, kind: note }) {
-                tracing::error!(%error, "a step's note does not fit the run");
-            }
-        }
-        let mut error = error.or(output_error).map(|e| self.masker.mask(&e));
-        let mut polled = None;
-        if error.is_none()
-            && let Some(until) = &spec.until
-        {
-            let mut context = self.step_context(&spec);
-            if let serde_json::Value::Object(map) = &mut context {
-                map.insert("outputs".to_owned(), serde_json::Value::Object(outputs.clone()));
-            }
-            match self.engine.templates.eval_condition(until, &context) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let templates = &self.engine.templates;
-                    let poll = &spec.poll;
-                    let interval = resolve_duration(
-                        templates,
-                        poll.interval_template.as_deref(),
-                        Some(poll.interval_ms),
-                        &context,
-                    );
-                    let limit =
-                        resolve_duration(templates, poll.timeout_template.as_deref(), Some(poll.timeout_ms), &context);
-                    match (interval, limit) {
-                        (Ok(Some(interval)), Ok(Some(limit))) => {
-                            let first = self.state.step(&step).and_then(|s| s.first_started_at).unwrap_or(now);
-                            let interval_at =
-                                now + chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
-                            let deadline = first + chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
-                            if interval_at > deadline {
-                                error =
-                                    Some(format!("`until: {until}` was still false after {}", format_duration(limit)));
-                            } else {
-                                polled = Some(interval_at);
-                            }
-                        }
-                        (Err(problem), _) => error = Some(format!("poll.interval: {problem}")),
-                        (_, Err(problem)) => error = Some(format!("poll.timeout: {problem}")),
-                        _ => error = Some("poll: no interval or timeout".to_owned()),
-                    }
-                }
-                Err(problem) => error = Some(format!("`until: {until}` could not be evaluated: {problem}")),
-            }
-        }
-        let kind = match (error, polled) {
-            (None, Some(next_at)) => EventKind::StepPolled { step, attempt, outputs, next_at, artifacts, duration_ms },
-            (None, None) => EventKind::StepSucceeded { step, attempt, outputs, exit_code, artifacts, duration_ms },
-            (Some(error), _) => {
-                let retry_at = self.state.retry_at_after_failure(&step, attempt, now, rand::random());
-                EventKind::StepFailed { step, attempt, error, outputs, retry_at, exit_code, artifacts, duration_ms }
-            }
+        let (kind, config) = match (&spec.check, check) {
+            (Some(look), true) => (&look.kind, &look.config),
+            _ => (&spec.kind, &spec.config),
         };
-        if let Err(error) = self.record(Event { at: now, kind }) {
-            tracing::error!(%error, "a step result does not fit the run");
+        let provided = self.engine.registry.get(kind).map(|kind| kind.provided_outputs(config)).unwrap_or_default();
+        let context = self.step_context(&spec);
+        let now = Utc::now();
+        let judging = Judging {
+            templates: &self.engine.templates,
+            masker: &self.masker,
+            context: &context,
+            provided: &provided,
+            now,
+            jitter_seed: rand::random(),
+        };
+        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let attempted = Attempted { step, attempt, result, duration_ms };
+        let events = if check {
+            self.state.on_check_finished(attempted, judging).into_iter().collect()
+        } else {
+            self.state.on_step_finished(attempted, judging)
+        };
+        for kind in events {
+            if let Err(error) = self.record(Event { at: now, kind }) {
+                tracing::error!(%error, "a step's result does not fit the run");
+            }
         }
     }
 
@@ -876,117 +821,6 @@ impl RunLoop {
         }
         context
     }
-
-    /// Turns a finished `check` into `step_checked`: the effect is there (the step succeeded,
-    /// its outputs evaluated on what the check saw), it is not (the step runs again), or the
-    /// check could not tell (an operator decides).
-    fn checked(&mut self, finished: Finished) {
-        let Finished { step, attempt, result, .. } = finished;
-        self.running.remove(&step);
-        self.answer_senders.remove(&step);
-        let Some(spec) = self.state.step_index(&step).map(|i| self.state.workflow.steps[i].clone()) else { return };
-        let Some(look) = spec.check.clone() else { return };
-        let StepResult { values, error, artifacts, .. } = result;
-        let (done, outputs, error) = match error {
-            Some(error) => (false, Outputs::new(), Some(self.masker.mask(&error))),
-            None => {
-                let mut context = self.step_context(&spec);
-                if let serde_json::Value::Object(map) = &mut context {
-                    for (name, value) in &values {
-                        map.insert(name.clone(), value.clone());
-                    }
-                }
-                match self.engine.templates.eval_condition(&look.done, &context) {
-                    Err(problem) => (
-                        false,
-                        Outputs::new(),
-                        Some(format!("`done: {}` could not be evaluated: {problem}", look.done)),
-                    ),
-                    Ok(false) => (false, Outputs::new(), None),
-                    Ok(true) => {
-                        let provided = self
-                            .engine
-                            .registry
-                            .get(&look.kind)
-                            .map(|kind| kind.provided_outputs(&look.config))
-                            .unwrap_or_default();
-                        match self.outputs(&spec, &values, &provided) {
-                            (outputs, None) => (true, outputs, None),
-                            (_, Some(problem)) => (false, Outputs::new(), Some(problem)),
-                        }
-                    }
-                }
-            }
-        };
-        let kind = EventKind::StepChecked { step, attempt, done, outputs, error, artifacts };
-        if let Err(error) = self.record(Event { at: Utc::now(), kind }) {
-            tracing::error!(%error, "a check result does not fit the run");
-        }
-    }
-
-    /// The workflow's `outputs`, and the first that does not evaluate.
-    fn workflow_outputs(&self) -> (Outputs, Option<String>) {
-        let mut outputs = Outputs::new();
-        let mut first_error = None;
-        if self.state.workflow.outputs.is_empty() {
-            return (outputs, None);
-        }
-        let context = self.state.template_context();
-        for (name, template) in &self.state.workflow.outputs {
-            match self.engine.templates.eval_value(template, &context) {
-                Ok(value) => {
-                    outputs.insert(name.clone(), self.masker.mask_json(&value));
-                }
-                Err(problem) => {
-                    first_error.get_or_insert_with(|| format!("workflow output `{name}`: {problem}"));
-                }
-            }
-        }
-        (outputs, first_error)
-    }
-
-    /// A step's outputs: the kind's built-in values, then its `outputs` templates
-    /// evaluated with the kind's values in scope. The first template that does
-    /// not evaluate is returned as an error (the others are still kept).
-    fn outputs(
-        &mut self,
-        spec: &crate::model::StepSpec,
-        values: &serde_json::Map<String, serde_json::Value>,
-        provided: &[String],
-    ) -> (Outputs, Option<String>) {
-        let mut outputs = Outputs::new();
-        for name in provided {
-            if let Some(value) = values.get(name) {
-                outputs.insert(name.clone(), self.masker.mask_json(value));
-            }
-        }
-        if spec.outputs.is_empty() {
-            return (outputs, None);
-        }
-        let mut context = self.step_context(spec);
-        if let serde_json::Value::Object(map) = &mut context {
-            for (name, value) in values {
-                map.insert(name.clone(), value.clone());
-            }
-        }
-        let mut first_error = None;
-        for (name, template) in &spec.outputs {
-            match self.engine.templates.eval_value(template, &context) {
-                Ok(value) => {
-                    outputs.insert(name.clone(), self.masker.mask_json(&value));
-                }
-                Err(problem) => {
-                    let hint = if template.contains("json") && !values.contains_key("json") {
-                        " (the step's output is not JSON)"
-                    } else {
-                        ""
-                    };
-                    first_error.get_or_insert_with(|| format!("output `{name}`: {problem}{hint}"));
-                }
-            }
-        }
-        (outputs, first_error)
-    }
 }
 
 /// Every string in a JSON value: the templates of a kind's configuration.
@@ -996,35 +830,6 @@ fn json_strings<'a>(value: &'a serde_json::Value, strings: &mut Vec<&'a str>) {
         serde_json::Value::Array(items) => items.iter().for_each(|item| json_strings(item, strings)),
         serde_json::Value::Object(map) => map.values().for_each(|item| json_strings(item, strings)),
         serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {}
-    }
-}
-
-/// Secrets never enter the log, in notes either.
-fn mask_note(masker: &Masker, note: &mut EventKind) {
-    if let Ok(value) = serde_json::to_value(&*note)
-        && let Ok(masked) = serde_json::from_value::<EventKind>(masker.mask_json(&value))
-    {
-        *note = masked;
-    }
-}
-
-/// A duration that may be written as a template: rendered and parsed, or the fixed value.
-fn resolve_duration(
-    templates: &Templates,
-    template: Option<&str>,
-    fixed_ms: Option<u64>,
-    context: &serde_json::Value,
-) -> std::result::Result<Option<Duration>, String> {
-    match template {
-        None => Ok(fixed_ms.map(Duration::from_millis)),
-        Some(template) => {
-            let text = templates.render_text(template, context).map_err(|p| p.to_string())?;
-            let duration = crate::duration::parse_duration(&text)?;
-            if duration.is_zero() {
-                return Err(format!("`{text}` is not longer than 0s"));
-            }
-            Ok(Some(duration))
-        }
     }
 }
 

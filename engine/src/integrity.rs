@@ -31,6 +31,7 @@ use crate::event::{self, EventKind};
 use crate::ids::{RunId, StepId};
 use crate::journal::{CHILDREN_NAMESPACE, Journal, RUNS_NAMESPACE, RunSummary};
 use crate::state::{RunState, RunStatus};
+use crate::step::Registry;
 
 /// Problems reported per run before the rest are summarised in one line.
 const MAX_PROBLEMS_PER_RUN: usize = 20;
@@ -78,7 +79,8 @@ impl VerifyReport {
 }
 
 /// Checks every run of the store, or only `only` (and the child links to and from it).
-pub fn verify(journal: &Journal, only: Option<RunId>) -> Result<VerifyReport> {
+/// `registry` says which step kinds start child runs.
+pub fn verify(journal: &Journal, registry: &Registry, only: Option<RunId>) -> Result<VerifyReport> {
     let store = journal.store();
     let streams: BTreeSet<u64> = store.streams()?.into_iter().collect();
     let runs: Vec<RunId> = match only {
@@ -109,7 +111,7 @@ pub fn verify(journal: &Journal, only: Option<RunId>) -> Result<VerifyReport> {
         }
         report.problems.extend(problems);
     }
-    check_children(journal, only, &streams, &folded, &mut report.problems)?;
+    check_children(journal, registry, only, &streams, &folded, &mut report.problems)?;
     Ok(report)
 }
 
@@ -308,6 +310,7 @@ fn decode_link(key: &[u8], value: &[u8]) -> std::result::Result<ChildLink, Strin
 
 fn check_children(
     journal: &Journal,
+    registry: &Registry,
     only: Option<RunId>,
     streams: &BTreeSet<u64>,
     folded: &BTreeMap<RunId, RunState>,
@@ -338,7 +341,7 @@ fn check_children(
         }
         if let Some(state) = folded.get(parent) {
             match state.workflow.step(step) {
-                Some(spec) if spec.kind == "workflow" => {}
+                Some(spec) if registry.get(&spec.kind).is_some_and(|kind| kind.starts_child_runs()) => {}
                 Some(spec) => problems.push(problem(
                     *parent,
                     None,

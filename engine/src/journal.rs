@@ -235,7 +235,11 @@ impl Journal {
         let at = chrono::Utc::now();
         let events: Vec<Event> = kinds.into_iter().map(|kind| Event { at, kind }).collect();
         for (offset, event) in events.iter().enumerate() {
-            state.apply(event).map_err(|e| EngineError::Apply { run, seq: next.0 + offset as u64, message: e.message })?;
+            state.apply(event).map_err(|e| EngineError::Apply {
+                run,
+                seq: next.0 + offset as u64,
+                message: e.message,
+            })?;
         }
         self.append(run, next, &events).await?;
         if events.iter().any(|event| changes_summary(&event.kind)) {

@@ -51,6 +51,14 @@ impl Masker {
         out
     }
 
+    /// Outputs (of a step or a run) with every value masked; their names come from the workflow.
+    pub fn mask_outputs(
+        &self,
+        outputs: &serde_json::Map<String, serde_json::Value>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        outputs.iter().map(|(name, value)| (name.clone(), self.mask_json(value))).collect()
+    }
+
     /// Every string (and object key) in a JSON value masked.
     pub fn mask_json(&self, value: &serde_json::Value) -> serde_json::Value {
         if self.values.is_empty() {

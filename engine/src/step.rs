@@ -177,6 +177,19 @@ pub trait StepKind: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether a step of this kind waits for an operator's answer (`runbook approve`,
+    /// `reject`), which the executor records and hands over through `StepRequest::answer`;
+    /// answers to steps of other kinds are refused.
+    fn takes_answers(&self) -> bool {
+        false
+    }
+
+    /// Whether a step of this kind starts child runs through `StepRequest::children`; a child
+    /// link from a step of another kind is a problem `runbook verify` reports.
+    fn starts_child_runs(&self) -> bool {
+        false
+    }
+
     /// Checks the configuration under the kind's key and returns it as JSON for the model.
     fn check_config(&self, config: &Node, check: &mut ConfigCheck<'_>) -> serde_json::Value;
 

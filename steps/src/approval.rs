@@ -38,6 +38,10 @@ impl StepKind for ApprovalKind {
         "approval"
     }
 
+    fn takes_answers(&self) -> bool {
+        true
+    }
+
     fn provided_outputs(&self, _config: &serde_json::Value) -> Vec<String> {
         ["approved", "by", "comment", "prompt"].map(str::to_owned).to_vec()
     }

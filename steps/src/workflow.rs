@@ -31,6 +31,10 @@ impl StepKind for WorkflowKind {
         "workflow"
     }
 
+    fn starts_child_runs(&self) -> bool {
+        true
+    }
+
     fn check_config(&self, config: &Node, check: &mut ConfigCheck<'_>) -> serde_json::Value {
         let (name, inputs) = match &config.value {
             Value::String(name) => (Some((name.clone(), config.position)), None),

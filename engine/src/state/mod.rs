@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use crate::event::{Event, EventKind, Outputs, ParentRef, RunStarted};
 use crate::ids::{Attempt, RunId, StepId};
+use crate::mask::Masker;
 use crate::model::Workflow;
 use crate::template::Templates;
 
@@ -215,8 +216,114 @@ pub struct RunState {
     /// linear search per lookup made a fold and each `decide` quadratic in the steps.
     step_indices: Arc<HashMap<StepId, usize>>,
     /// For each step, the positions of its `needs` (`None` for a name the workflow does not
-    /// have): `decide` checks the needs of every pending step at each decision.
+    /// have): `decide` checks the needs of a step it may start.
     need_indices: Arc<Vec<Vec<Option<usize>>>>,
+    /// For each step, the positions of the steps that need it (once per mention).
+    dependents: Arc<Vec<Vec<usize>>>,
+    /// What `decide` looks at, kept in step by `apply`.
+    frontier: Frontier,
+}
+
+/// The part of a run `decide` looks at, kept up to date by every change of a step's phase, so
+/// that a decision costs what may happen next, not a walk over every step of the run.
+///
+/// Derived from the steps' phases alone: [`RunState::set_phase`] is the one place that changes a
+/// phase and updates this with it.
+#[derive(Debug, Clone, Default)]
+struct Frontier {
+    /// Per step, how many of its needs have not finished; a need the workflow does not have
+    /// never finishes.
+    open_needs: Vec<u32>,
+    /// The steps `decide` may act on, by position: pending ones whose needs have all finished
+    /// (and pending `on_failure` handlers, which wait for the whole run instead), those
+    /// waiting for a retry or a poll, and orphans.
+    candidates: BTreeSet<usize>,
+    /// Orphans, by position: `decide` looks at them first.
+    orphans: BTreeSet<usize>,
+    running: usize,
+    checking: usize,
+    /// Steps not finished, and those of them that are not `on_failure` handlers.
+    unfinished: usize,
+    unfinished_main: usize,
+    /// Failed steps without `continue_on_error`, by position: they make the run fail.
+    failed: BTreeSet<usize>,
+}
+
+impl Frontier {
+    fn new(workflow: &Workflow, need_indices: &[Vec<Option<usize>>]) -> Frontier {
+        let mut frontier = Frontier {
+            open_needs: need_indices.iter().map(|needs| u32::try_from(needs.len()).unwrap_or(u32::MAX)).collect(),
+            unfinished: workflow.steps.len(),
+            unfinished_main: workflow.steps.iter().filter(|spec| !spec.handler).count(),
+            ..Frontier::default()
+        };
+        for (i, spec) in workflow.steps.iter().enumerate() {
+            frontier.refresh(i, StepPhase::Pending, spec.handler);
+        }
+        frontier
+    }
+
+    fn leave(&mut self, i: usize, phase: StepPhase, continue_on_error: bool) {
+        match phase {
+            StepPhase::Running => self.running = self.running.saturating_sub(1),
+            StepPhase::Checking => self.checking = self.checking.saturating_sub(1),
+            StepPhase::Orphan => {
+                self.orphans.remove(&i);
+            }
+            StepPhase::Failed if !continue_on_error => {
+                self.failed.remove(&i);
+            }
+            StepPhase::Failed
+            | StepPhase::Pending
+            | StepPhase::WaitingRetry
+            | StepPhase::Succeeded
+            | StepPhase::Skipped => {}
+        }
+    }
+
+    fn enter(&mut self, i: usize, phase: StepPhase, continue_on_error: bool) {
+        match phase {
+            StepPhase::Running => self.running += 1,
+            StepPhase::Checking => self.checking += 1,
+            StepPhase::Orphan => {
+                self.orphans.insert(i);
+            }
+            StepPhase::Failed if !continue_on_error => {
+                self.failed.insert(i);
+            }
+            StepPhase::Failed
+            | StepPhase::Pending
+            | StepPhase::WaitingRetry
+            | StepPhase::Succeeded
+            | StepPhase::Skipped => {}
+        }
+    }
+
+    fn count_unfinished(&mut self, handler: bool, more: bool) {
+        let step = |count: &mut usize| *count = if more { *count + 1 } else { count.saturating_sub(1) };
+        step(&mut self.unfinished);
+        if !handler {
+            step(&mut self.unfinished_main);
+        }
+    }
+
+    /// Whether step `i`, now in `phase`, is a candidate for `decide`.
+    fn refresh(&mut self, i: usize, phase: StepPhase, handler: bool) {
+        let candidate = match phase {
+            StepPhase::WaitingRetry | StepPhase::Orphan => true,
+            StepPhase::Pending => handler || self.open_needs.get(i).is_some_and(|open| *open == 0),
+            StepPhase::Running
+            | StepPhase::Checking
+            | StepPhase::Succeeded
+            | StepPhase::Failed
+            | StepPhase::Skipped => false,
+        };
+        if candidate {
+            self.candidates.insert(i);
+        } else {
+            self.candidates.remove(&i);
+        }
+    }
 }
 
 /// The escalation facts of a run.
@@ -265,11 +372,18 @@ impl RunState {
             // The first of a (never valid) duplicate id wins, as with a search from the start.
             step_indices.entry(spec.id.clone()).or_insert(index);
         }
-        let need_indices = workflow
+        let need_indices: Vec<Vec<Option<usize>>> = workflow
             .steps
             .iter()
             .map(|spec| spec.needs.iter().map(|need| step_indices.get(need).copied()).collect())
             .collect();
+        let mut dependents = vec![Vec::new(); workflow.steps.len()];
+        for (dependent, needs) in need_indices.iter().enumerate() {
+            for need in needs.iter().flatten() {
+                dependents[*need].push(dependent);
+            }
+        }
+        let frontier = Frontier::new(workflow, &need_indices);
         Ok(RunState {
             run_id,
             steps: workflow.steps.iter().map(|_| StepState::new()).collect(),
@@ -287,6 +401,8 @@ impl RunState {
             escalation: Escalation::default(),
             step_indices: Arc::new(step_indices),
             need_indices: Arc::new(need_indices),
+            dependents: Arc::new(dependents),
+            frontier,
         })
     }
 
@@ -329,22 +445,22 @@ impl RunState {
                 if !matches!(state.phase, StepPhase::Pending | StepPhase::WaitingRetry | StepPhase::Orphan) {
                     return Err(ApplyError { message: format!("step `{step}` started while {:?}", state.phase) });
                 }
-                state.phase = StepPhase::Running;
                 state.attempt = *attempt;
                 state.started_at = Some(event.at);
                 state.first_started_at.get_or_insert(event.at);
                 state.finished_at = None;
                 state.retry_at = None;
+                self.set_phase(i, StepPhase::Running);
             }
             EventKind::StepSucceeded { step, attempt, outputs, exit_code, .. } => {
                 let i = self.index(step)?;
                 let state = &mut self.steps[i];
                 check_running(state, step, *attempt)?;
-                state.phase = StepPhase::Succeeded;
                 state.outputs = outputs.clone();
                 state.exit_code = *exit_code;
                 state.error = None;
                 state.finished_at = Some(event.at);
+                self.set_phase(i, StepPhase::Succeeded);
             }
             EventKind::StepCheckStarted { step, attempt } => {
                 let i = self.index(step)?;
@@ -354,7 +470,7 @@ impl RunState {
                         message: format!("check of step `{step}` started while {:?}", state.phase),
                     });
                 }
-                state.phase = StepPhase::Checking;
+                self.set_phase(i, StepPhase::Checking);
             }
             EventKind::StepChecked { step, attempt, done, outputs, error, .. } => {
                 let i = self.index(step)?;
@@ -364,34 +480,35 @@ impl RunState {
                         message: format!("check of step `{step}` ended while {:?}", state.phase),
                     });
                 }
-                match (error, done) {
+                let phase = match (error, done) {
                     (Some(error), _) => {
-                        state.phase = StepPhase::Orphan;
                         state.check_error = Some(error.clone());
+                        StepPhase::Orphan
                     }
                     (None, true) => {
-                        state.phase = StepPhase::Succeeded;
                         state.outputs = outputs.clone();
                         state.error = None;
                         state.finished_at = Some(event.at);
+                        StepPhase::Succeeded
                     }
                     (None, false) => {
                         // The effect is not there: the step runs again, on a fresh budget.
-                        state.phase = StepPhase::Pending;
                         state.budget_start = state.attempt.0;
                         state.first_started_at = None;
+                        StepPhase::Pending
                     }
-                }
+                };
+                self.set_phase(i, phase);
             }
             EventKind::StepPolled { step, attempt, outputs, next_at, .. } => {
                 let i = self.index(step)?;
                 let state = &mut self.steps[i];
                 check_running(state, step, *attempt)?;
-                state.phase = StepPhase::WaitingRetry;
                 state.retry_at = Some(*next_at);
                 state.outputs = outputs.clone();
                 state.error = None;
                 state.finished_at = Some(event.at);
+                self.set_phase(i, StepPhase::WaitingRetry);
             }
             EventKind::StepFailed { step, attempt, error, retry_at, exit_code, outputs, .. } => {
                 let i = self.index(step)?;
@@ -406,12 +523,12 @@ impl RunState {
                 } else {
                     check_running(state, step, *attempt)?;
                 }
-                state.phase = if retry_at.is_some() { StepPhase::WaitingRetry } else { StepPhase::Failed };
                 state.retry_at = *retry_at;
                 state.outputs = outputs.clone();
                 state.error = Some(error.clone());
                 state.exit_code = *exit_code;
                 state.finished_at = Some(event.at);
+                self.set_phase(i, if retry_at.is_some() { StepPhase::WaitingRetry } else { StepPhase::Failed });
             }
             EventKind::StepApproved { step, by, comment } | EventKind::StepRejected { step, by, comment } => {
                 let approved = matches!(event.kind, EventKind::StepApproved { .. });
@@ -434,9 +551,9 @@ impl RunState {
                 if state.phase.is_terminal() || state.phase == StepPhase::Running {
                     return Err(ApplyError { message: format!("step `{step}` skipped while {:?}", state.phase) });
                 }
-                state.phase = StepPhase::Skipped;
                 state.skip_reason = Some(reason.clone());
                 state.finished_at = Some(event.at);
+                self.set_phase(i, StepPhase::Skipped);
             }
             EventKind::RunSucceeded { outputs } => {
                 self.outputs = outputs.clone();
@@ -479,42 +596,74 @@ impl RunState {
     }
 
     fn orphan_running(&mut self) {
-        for state in &mut self.steps {
-            if matches!(state.phase, StepPhase::Running | StepPhase::Checking) {
-                state.phase = StepPhase::Orphan;
+        if self.frontier.running == 0 && self.frontier.checking == 0 {
+            return;
+        }
+        for i in 0..self.steps.len() {
+            if matches!(self.steps[i].phase, StepPhase::Running | StepPhase::Checking) {
+                self.set_phase(i, StepPhase::Orphan);
             }
         }
+    }
+
+    /// Moves step `i` to `phase`, keeping the frontier (what `decide` looks at) in step.
+    /// Every change of a step's phase goes through here.
+    fn set_phase(&mut self, i: usize, phase: StepPhase) {
+        let old = self.steps[i].phase;
+        if old == phase {
+            return;
+        }
+        self.steps[i].phase = phase;
+        let spec = &self.workflow.steps[i];
+        let frontier = &mut self.frontier;
+        frontier.leave(i, old, spec.continue_on_error);
+        frontier.enter(i, phase, spec.continue_on_error);
+        if old.is_terminal() != phase.is_terminal() {
+            let finished = phase.is_terminal();
+            frontier.count_unfinished(spec.handler, !finished);
+            for &dependent in &self.dependents[i] {
+                let open = &mut frontier.open_needs[dependent];
+                *open = if finished { open.saturating_sub(1) } else { open.saturating_add(1) };
+                frontier.refresh(dependent, self.steps[dependent].phase, self.workflow.steps[dependent].handler);
+            }
+        }
+        frontier.refresh(i, phase, spec.handler);
     }
 
     fn resume(&mut self, rerun: &[StepId], skip: &[StepId], at: DateTime<Utc>) -> Result<(), ApplyError> {
         self.orphan_running();
         let was_failed = self.status == RunStatus::Failed;
-        for (spec, state) in self.workflow.steps.iter().zip(self.steps.iter_mut()) {
+        let workflow = Arc::clone(&self.workflow);
+        for (i, spec) in workflow.steps.iter().enumerate() {
             if was_failed {
+                let state = &mut self.steps[i];
                 let counted_failure = state.phase == StepPhase::Failed && !spec.continue_on_error;
                 if counted_failure {
-                    state.phase = StepPhase::Pending;
                     state.budget_start = state.attempt.0;
                     state.decision = None;
                     state.first_started_at = None;
                     state.error = None;
+                    self.set_phase(i, StepPhase::Pending);
                 }
+                let state = &mut self.steps[i];
                 if state.phase == StepPhase::Skipped && !state.skipped_by_operator {
-                    state.phase = StepPhase::Pending;
                     state.skip_reason = None;
+                    self.set_phase(i, StepPhase::Pending);
                 }
             }
+            let state = &mut self.steps[i];
             if rerun.contains(&spec.id) && state.phase == StepPhase::Orphan {
                 state.check_error = None;
-                state.phase = StepPhase::Pending;
                 state.budget_start = state.attempt.0;
                 state.first_started_at = None;
+                self.set_phase(i, StepPhase::Pending);
             }
+            let state = &mut self.steps[i];
             if skip.contains(&spec.id) && !state.phase.is_terminal() {
-                state.phase = StepPhase::Skipped;
                 state.skipped_by_operator = true;
                 state.skip_reason = Some("skipped by the operator at resume".to_owned());
                 state.finished_at = Some(at);
+                self.set_phase(i, StepPhase::Skipped);
             }
         }
         self.status = RunStatus::Running;
@@ -525,13 +674,7 @@ impl RunState {
 
     /// Steps that failed without `continue_on_error`: they make the run fail.
     pub fn failed_steps(&self) -> Vec<StepId> {
-        self.workflow
-            .steps
-            .iter()
-            .zip(&self.steps)
-            .filter(|(spec, s)| s.phase == StepPhase::Failed && !spec.continue_on_error)
-            .map(|(spec, _)| spec.id.clone())
-            .collect()
+        self.frontier.failed.iter().map(|&i| self.workflow.steps[i].id.clone()).collect()
     }
 
     /// The template context: `inputs`, `run`, `steps` with each finished step's outcome and
@@ -556,11 +699,11 @@ impl RunState {
             Some(indices) => indices.iter().copied().filter(|&index| index < self.steps.len()).for_each(&mut add),
         }
         let failed: Vec<serde_json::Value> = self
-            .workflow
-            .steps
+            .frontier
+            .failed
             .iter()
-            .zip(&self.steps)
-            .filter(|(spec, s)| s.phase == StepPhase::Failed && !spec.continue_on_error && !spec.handler)
+            .map(|&i| (&self.workflow.steps[i], &self.steps[i]))
+            .filter(|(spec, _)| !spec.handler)
             .map(|(spec, s)| serde_json::json!({ "id": spec.id, "error": s.error }))
             .collect();
         serde_json::json!({
@@ -627,15 +770,19 @@ pub enum Action {
         steps: Vec<StepId>,
         reason: String,
     },
+    /// Every step has finished: the run succeeds unless a step failed or one of the
+    /// workflow's `outputs` does not evaluate (`error`, the first that does not).
     FinishRun {
         succeeded: bool,
         failed_steps: Vec<StepId>,
+        outputs: Outputs,
+        error: Option<String>,
     },
 }
 
 impl Action {
-    /// The event that records this action.
-    pub fn event_kind(&self) -> EventKind {
+    /// The event that records this action, with the run's secrets masked in what it says.
+    pub fn event_kind(&self, masker: &Masker) -> EventKind {
         match self {
             Action::StartStep { step, attempt } => EventKind::StepStarted { step: step.clone(), attempt: *attempt },
             Action::CheckStep { step, attempt } => {
@@ -645,7 +792,7 @@ impl Action {
             Action::FailStep { step, error } => EventKind::StepFailed {
                 step: step.clone(),
                 attempt: Attempt(0),
-                error: error.clone(),
+                error: masker.mask(error),
                 outputs: Outputs::new(),
                 retry_at: None,
                 exit_code: None,
@@ -655,10 +802,14 @@ impl Action {
             Action::NeedsAttention { steps, reason } => {
                 EventKind::RunNeedsAttention { steps: steps.clone(), reason: reason.clone() }
             }
-            Action::FinishRun { succeeded: true, .. } => EventKind::RunSucceeded { outputs: Outputs::new() },
-            Action::FinishRun { succeeded: false, failed_steps } => {
-                EventKind::RunFailed { failed_steps: failed_steps.clone(), outputs: Outputs::new(), error: None }
+            Action::FinishRun { succeeded: true, outputs, .. } => {
+                EventKind::RunSucceeded { outputs: masker.mask_outputs(outputs) }
             }
+            Action::FinishRun { succeeded: false, failed_steps, outputs, error } => EventKind::RunFailed {
+                failed_steps: failed_steps.clone(),
+                outputs: masker.mask_outputs(outputs),
+                error: error.as_deref().map(|error| masker.mask(error)),
+            },
         }
     }
 }
@@ -676,20 +827,25 @@ pub struct Decision {
 /// Skips and condition failures change what later steps may do, so the
 /// caller applies the actions' events and decides again until no action is
 /// left (a fixpoint); starts are bounded by `max_parallel`.
+///
+/// A decision looks only at the run's frontier (steps that may start, retry or need a look
+/// after a crash), which `apply` keeps: its cost does not grow with the steps already finished.
 pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> Decision {
     let mut decision = Decision::default();
     if state.status != RunStatus::Running {
         return decision;
     }
     let workflow = &state.workflow;
+    let frontier = &state.frontier;
 
     // Orphans first: repeat the safe ones; look with their `check` at those that declare one;
     // stop for the others.
     let mut unsafe_orphans = Vec::new();
     let mut check_errors = Vec::new();
     let mut checks = Vec::new();
-    for (spec, s) in workflow.steps.iter().zip(&state.steps) {
-        if s.phase != StepPhase::Orphan || spec.idempotent {
+    for &i in &frontier.orphans {
+        let (spec, s) = (&workflow.steps[i], &state.steps[i]);
+        if spec.idempotent {
             continue;
         }
         match (&spec.check, &s.check_error) {
@@ -719,15 +875,16 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
         decision.actions = checks;
         return decision;
     }
-    if state.steps.iter().any(|s| s.phase == StepPhase::Checking) {
+    if frontier.checking > 0 {
         return decision;
     }
 
-    let mut running = state.steps.iter().filter(|s| s.phase == StepPhase::Running).count();
+    let mut running = frontier.running;
     // The `on_failure` handler waits for every other step, and runs only when the run is failing.
-    let main_done = workflow.steps.iter().zip(&state.steps).all(|(spec, s)| spec.handler || s.phase.is_terminal());
-    let failing = !state.failed_steps().is_empty();
-    for (position, (spec, step)) in workflow.steps.iter().zip(&state.steps).enumerate() {
+    let main_done = frontier.unfinished_main == 0;
+    let failing = !frontier.failed.is_empty();
+    for &position in &frontier.candidates {
+        let (spec, step) = (&workflow.steps[position], &state.steps[position]);
         if spec.handler && step.phase == StepPhase::Pending {
             if !main_done {
                 continue;
@@ -803,9 +960,18 @@ pub fn decide(state: &RunState, now: DateTime<Utc>, templates: &Templates) -> De
         }
     }
 
-    if decision.actions.is_empty() && state.steps.iter().all(|s| s.phase.is_terminal()) {
+    if decision.actions.is_empty() && frontier.unfinished == 0 {
         let failed_steps = state.failed_steps();
-        decision.actions.push(Action::FinishRun { succeeded: failed_steps.is_empty(), failed_steps });
+        let (outputs, output_error) = state.workflow_outputs(templates);
+        // A failed run's outputs are kept as far as they evaluate; only a run that would
+        // succeed fails for an output that does not.
+        let error = if failed_steps.is_empty() { output_error } else { None };
+        decision.actions.push(Action::FinishRun {
+            succeeded: failed_steps.is_empty() && error.is_none(),
+            failed_steps,
+            outputs,
+            error,
+        });
     }
     decision
 }
@@ -842,6 +1008,9 @@ fn readiness(state: &RunState, position: usize) -> Option<Readiness> {
     }
     Some(blocked.map_or(Readiness::AllSucceeded, Readiness::Blocked))
 }
+
+mod results;
+pub use results::{Attempted, Judging, mask_event, resolve_duration};
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,8 @@ use serde_json::json;
 use super::*;
 use crate::event::{Event, EventKind, RunStarted};
 use crate::ids::{Attempt, RunId, StepId};
+use crate::mask::Masker;
+use crate::step::StepResult;
 use crate::template::Templates;
 use crate::testkit::workflow;
 
@@ -158,7 +160,7 @@ fn render(decision: &Decision) -> String {
                 format!("attention {}", steps.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
             }
             Action::FinishRun { succeeded: true, .. } => "succeed".to_owned(),
-            Action::FinishRun { succeeded: false, failed_steps } => {
+            Action::FinishRun { succeeded: false, failed_steps, .. } => {
                 format!("fail run [{}]", failed_steps.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
             }
         })
@@ -453,4 +455,289 @@ fn an_unsafe_orphan_with_a_check_is_looked_at_before_anything_else() {
     let mut interrupted = looking;
     interrupted.push(resumed(&[], &[]));
     check(CHECKED, &interrupted, 5, "check write#1");
+}
+
+// What a finished attempt means: `RunState::on_step_finished`, `on_check_finished` and the
+// run's end with its outputs. Times are seconds after the run started; the attempt finishes
+// at `now`.
+
+const POLL: &str = "
+name: poll
+steps:
+  - id: wait
+    run: echo
+    outputs:
+      status: '{{ stdout }}'
+    until: outputs.status == 'ready'
+    poll: { interval: 10s, timeout: 60s }
+    retry: { attempts: 2, delay: 5s }
+";
+
+const OUTPUTS: &str = "
+name: outputs
+steps:
+  - id: probe
+    run: echo
+    outputs:
+      port: '{{ json.port }}'
+    retry: { attempts: 3, delay: 4s, backoff: 1.0, jitter: true }
+outputs:
+  port: '{{ steps.probe.outputs.port }}'
+  deeper: '{{ steps.probe.outputs.port.number.deeper }}'
+";
+
+fn values(pairs: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    pairs.as_object().cloned().unwrap_or_default()
+}
+
+/// An event a judgement produced, in a line: what a table row compares.
+fn describe(kind: &EventKind) -> String {
+    let after = |at: &DateTime<Utc>| (*at - t(0)).num_seconds();
+    let outputs = |outputs: &serde_json::Map<String, serde_json::Value>| serde_json::Value::Object(outputs.clone());
+    match kind {
+        EventKind::StepSucceeded { outputs: o, .. } => format!("succeeded {}", outputs(o)),
+        EventKind::StepPolled { outputs: o, next_at, .. } => format!("polled {} next +{}s", outputs(o), after(next_at)),
+        EventKind::StepFailed { error, retry_at: Some(at), .. } => format!("failed ({error}) retry +{}s", after(at)),
+        EventKind::StepFailed { error, retry_at: None, .. } => format!("failed ({error})"),
+        EventKind::StepChecked { done, error: Some(error), .. } => format!("checked done={done} ({error})"),
+        EventKind::StepChecked { done, outputs: o, .. } => format!("checked done={done} {}", outputs(o)),
+        EventKind::RunSucceeded { outputs: o } => format!("run succeeded {}", outputs(o)),
+        EventKind::RunFailed { failed_steps, outputs: o, error } => {
+            let steps: Vec<String> = failed_steps.iter().map(ToString::to_string).collect();
+            format!("run failed [{}] {} {}", steps.join(","), outputs(o), error.as_deref().unwrap_or("-"))
+        }
+        other => other.type_name().to_owned(),
+    }
+}
+
+/// Folds `events`, hands the state attempt `attempt` of `step` finishing at `now` with
+/// `result` (the kind provides no outputs; the masker hides `hunter2`), and compares what it
+/// decides to record.
+#[track_caller]
+fn judge(yaml: &str, events: &[EventKind], step: &str, attempt: u32, result: StepResult, now: i64, expected: &str) {
+    let state = fold(yaml, events);
+    let masker = Masker::new(["hunter2".to_owned()]);
+    let context = state.template_context();
+    let judging = Judging {
+        templates: &Templates::new(),
+        masker: &masker,
+        context: &context,
+        provided: &[],
+        now: t(now),
+        jitter_seed: 0,
+    };
+    let attempted = Attempted { step: id(step), attempt: Attempt(attempt), result, duration_ms: 3 };
+    let described: Vec<String> = state.on_step_finished(attempted, judging).iter().map(describe).collect();
+    assert_eq!(described.join("; "), expected);
+}
+
+fn printed(stdout: &str) -> StepResult {
+    StepResult::succeeded(values(json!({ "stdout": stdout })))
+}
+
+#[test]
+fn a_poll_goes_on_until_its_expression_holds_or_its_deadline_passes() {
+    let first = [started("wait", 1)];
+    judge(POLL, &first, "wait", 1, printed("ready"), 3, r#"succeeded {"status":"ready"}"#);
+    judge(POLL, &first, "wait", 1, printed("pending"), 3, r#"polled {"status":"pending"} next +13s"#);
+    // The deadline counts from the first attempt (at +1s): a look at +61s would pass it.
+    let later = [
+        started("wait", 1),
+        EventKind::StepPolled {
+            step: id("wait"),
+            attempt: Attempt(1),
+            outputs: serde_json::Map::new(),
+            next_at: t(41),
+            artifacts: vec![],
+            duration_ms: 1,
+        },
+        started("wait", 2),
+    ];
+    judge(POLL, &later, "wait", 2, printed("pending"), 50, r#"polled {"status":"pending"} next +60s"#);
+    judge(
+        POLL,
+        &later,
+        "wait",
+        2,
+        printed("pending"),
+        52,
+        // Polls count as attempts: the second was the last of the budget of 2.
+        "failed (`until: outputs.status == 'ready'` was still false after 1m)",
+    );
+    // A failed attempt is not polled: it fails and the retry policy says when to go on.
+    judge(POLL, &first, "wait", 1, StepResult::failed("exit status 1"), 3, "failed (exit status 1) retry +8s");
+}
+
+#[test]
+fn an_output_that_does_not_evaluate_fails_the_attempt_and_keeps_the_others() {
+    let first = [started("probe", 1)];
+    judge(
+        OUTPUTS,
+        &first,
+        "probe",
+        1,
+        StepResult::succeeded(values(json!({ "json": { "port": 8443 } }))),
+        2,
+        r#"succeeded {"port":8443}"#,
+    );
+    judge(
+        OUTPUTS,
+        &first,
+        "probe",
+        1,
+        printed("not json"),
+        2,
+        "failed (output `port`: undefined value: `json` is undefined (the step's output is not JSON)) retry +4s",
+    );
+}
+
+#[test]
+fn retries_draw_their_jitter_from_the_seed_and_stop_when_the_budget_is_spent() {
+    // Jitter draws from the upper half of the delay: seed 0 waits half of it (2s of 4s).
+    judge(
+        OUTPUTS,
+        &[started("probe", 1)],
+        "probe",
+        1,
+        StepResult::failed("refused"),
+        10,
+        "failed (refused) retry +12s",
+    );
+    let third = [
+        started("probe", 1),
+        failed("probe", 1, Some(12)),
+        started("probe", 2),
+        failed("probe", 2, Some(20)),
+        started("probe", 3),
+    ];
+    judge(OUTPUTS, &third, "probe", 3, StepResult::failed("refused"), 30, "failed (refused)");
+    // Another seed, another point in the same half: a replay of a seed agrees with itself.
+    let state = fold(OUTPUTS, &[started("probe", 1)]);
+    let late = state.retry_at_after_failure(&id("probe"), Attempt(1), t(10), u64::MAX);
+    assert_eq!(late.map(|at| (at - t(10)).num_milliseconds()), Some(4_000));
+}
+
+#[test]
+fn secrets_are_masked_in_what_a_result_records() {
+    judge(
+        DIAMOND,
+        &[started("a", 1)],
+        "a",
+        1,
+        StepResult::failed("login as admin:hunter2 refused"),
+        2,
+        "failed (login as admin:*** refused)",
+    );
+    let mut noted = StepResult::succeeded(serde_json::Map::new());
+    noted.notes = vec![
+        EventKind::EmailFailed { step: None, error: "SMTP AUTH hunter2 refused".to_owned() },
+        EventKind::StepSkipped { step: id("b"), reason: "not a note: dropped".to_owned() },
+    ];
+    let state = fold(DIAMOND, &[started("a", 1)]);
+    let masker = Masker::new(["hunter2".to_owned()]);
+    let context = state.template_context();
+    let judging = Judging {
+        templates: &Templates::new(),
+        masker: &masker,
+        context: &context,
+        provided: &[],
+        now: t(2),
+        jitter_seed: 0,
+    };
+    let events = state
+        .on_step_finished(Attempted { step: id("a"), attempt: Attempt(1), result: noted, duration_ms: 1 }, judging);
+    assert_eq!(events.len(), 2, "the note, then the result: {events:?}");
+    assert!(
+        matches!(&events[0], EventKind::EmailFailed { error, .. } if error == "SMTP AUTH *** refused"),
+        "{events:?}"
+    );
+    assert!(matches!(events[1], EventKind::StepSucceeded { .. }));
+}
+
+#[test]
+fn a_check_says_whether_the_effect_is_there() {
+    let looking = [started("read", 1), started("write", 1), resumed(&[], &[]), check_started("write", 1)];
+    let state = fold(CHECKED, &looking);
+    let context = state.template_context();
+    let masker = Masker::default();
+    let judging = Judging {
+        templates: &Templates::new(),
+        masker: &masker,
+        context: &context,
+        provided: &[],
+        now: t(5),
+        jitter_seed: 0,
+    };
+    let look = |result: StepResult| {
+        let attempted = Attempted { step: id("write"), attempt: Attempt(1), result, duration_ms: 1 };
+        state.on_check_finished(attempted, judging).as_ref().map(describe).unwrap_or_default()
+    };
+    assert_eq!(look(printed("done")), "checked done=true {}");
+    assert_eq!(look(printed("not yet")), "checked done=false {}");
+    assert_eq!(
+        look(StepResult::failed("kubectl: connection refused")),
+        "checked done=false (kubectl: connection refused)"
+    );
+    assert_eq!(
+        look(StepResult::succeeded(serde_json::Map::new())),
+        "checked done=false (`done: stdout == 'done'` could not be evaluated: undefined value: `stdout` is undefined)"
+    );
+    let attempted = Attempted { step: id("read"), attempt: Attempt(1), result: printed("done"), duration_ms: 1 };
+    assert_eq!(state.on_check_finished(attempted, judging), None, "a step without a check");
+}
+
+/// Decides on a finished run and describes the event that ends it.
+#[track_caller]
+fn finish(yaml: &str, events: &[EventKind], expected: &str) {
+    let state = fold(yaml, events);
+    let decision = decide(&state, t(99), &Templates::new());
+    let ends: Vec<String> = decision
+        .actions
+        .iter()
+        .filter(|action| matches!(action, Action::FinishRun { .. }))
+        .map(|action| describe(&action.event_kind(&Masker::new(["8443".to_owned()]))))
+        .collect();
+    assert_eq!(ends.join("; "), expected);
+}
+
+#[test]
+fn a_run_whose_outputs_do_not_evaluate_fails_and_a_failed_run_keeps_what_does() {
+    let port = |n: serde_json::Value| {
+        let mut outputs = serde_json::Map::new();
+        outputs.insert("port".to_owned(), n);
+        EventKind::StepSucceeded {
+            step: id("probe"),
+            attempt: Attempt(1),
+            outputs,
+            exit_code: Some(0),
+            artifacts: vec![],
+            duration_ms: 1,
+        }
+    };
+    finish(
+        OUTPUTS,
+        &[started("probe", 1), port(json!(80))],
+        "run failed [] {\"port\":80} workflow output `deeper`: undefined value: `steps.probe.outputs.port.number` is undefined",
+    );
+    // Outputs are masked like everything else the run records.
+    finish(
+        OUTPUTS,
+        &[started("probe", 1), port(json!("8443"))],
+        "run failed [] {\"port\":\"***\"} workflow output `deeper`: undefined value: `steps.probe.outputs.port.number` is undefined",
+    );
+    finish(OUTPUTS, &[started("probe", 1), failed("probe", 1, None)], "run failed [probe] {} -");
+    finish(
+        DIAMOND,
+        &[
+            started("a", 1),
+            ok("a", 1),
+            started("b", 1),
+            started("c", 1),
+            ok("b", 1),
+            ok("c", 1),
+            started("d", 1),
+            ok("d", 1),
+        ],
+        "run succeeded {}",
+    );
 }
