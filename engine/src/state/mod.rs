@@ -229,7 +229,7 @@ pub struct RunState {
 ///
 /// Derived from the steps' phases alone: [`RunState::set_phase`] is the one place that changes a
 /// phase and updates this with it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Frontier {
     /// Per step, how many of its needs have not finished; a need the workflow does not have
     /// never finishes.
@@ -259,6 +259,27 @@ impl Frontier {
         };
         for (i, spec) in workflow.steps.iter().enumerate() {
             frontier.refresh(i, StepPhase::Pending, spec.handler);
+        }
+        frontier
+    }
+
+    /// The frontier of `state` worked out from its steps' phases alone: what the kept one
+    /// must always equal.
+    #[cfg(test)]
+    fn of(state: &RunState) -> Frontier {
+        let mut frontier = Frontier::new(&state.workflow, &state.need_indices);
+        for (i, step) in state.steps.iter().enumerate() {
+            let spec = &state.workflow.steps[i];
+            frontier.enter(i, step.phase, spec.continue_on_error);
+            if step.phase.is_terminal() {
+                frontier.count_unfinished(spec.handler, false);
+                for &dependent in &state.dependents[i] {
+                    frontier.open_needs[dependent] -= 1;
+                }
+            }
+        }
+        for (i, step) in state.steps.iter().enumerate() {
+            frontier.refresh(i, step.phase, state.workflow.steps[i].handler);
         }
         frontier
     }

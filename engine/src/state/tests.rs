@@ -741,3 +741,142 @@ fn a_run_whose_outputs_do_not_evaluate_fails_and_a_failed_run_keeps_what_does() 
         "run succeeded {}",
     );
 }
+
+/// A deterministic generator for the simulation below (xorshift64*).
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n.max(1)
+    }
+}
+
+/// Drives runs of several workflows with random results, crashes and resumes, and checks
+/// after every event that the frontier `apply` keeps equals one worked out from scratch, and
+/// that every run ends.
+#[test]
+fn the_kept_frontier_always_equals_one_worked_out_from_scratch() {
+    const HANDLED: &str = "
+name: handled
+max_parallel: 3
+steps:
+  - id: a
+    run: echo
+    retry: { attempts: 2, delay: 1s }
+  - id: b
+    needs: [a]
+    run: echo
+    continue_on_error: true
+  - id: c
+    needs: [a]
+    run: echo
+    idempotent: false
+  - id: d
+    needs: [b, c]
+    if: steps.b.outcome == 'success'
+    run: echo
+  - id: e
+    needs: [a, d]
+    run: echo
+on_failure:
+  - id: tell
+    run: echo
+";
+    let seed = 0x5EED_u64;
+    eprintln!("frontier simulation seed {seed:#x}");
+    let mut dice = Dice(seed);
+    let templates = Templates::new();
+    for round in 0..400 {
+        let yaml = [DIAMOND, BRANCH, RETRY, UNSAFE, WIDE, CHECKED, HANDLED][round % 7];
+        let mut state = fold(yaml, &[]);
+        let mut clock = 1;
+        let mut apply = |state: &mut RunState, kind: EventKind, clock: &mut i64| {
+            *clock += 1;
+            state
+                .apply(&Event { at: t(*clock), kind: kind.clone() })
+                .unwrap_or_else(|e| panic!("round {round}: {kind:?} does not apply: {e}"));
+            assert_eq!(state.frontier, Frontier::of(state), "round {round}, after {kind:?}");
+        };
+        for _ in 0..200 {
+            let decision = decide(&state, t(clock), &templates);
+            for action in &decision.actions {
+                apply(&mut state, action.event_kind(&Masker::default()), &mut clock);
+            }
+            match state.status {
+                RunStatus::Succeeded | RunStatus::Cancelled => break,
+                RunStatus::Failed if dice.below(3) == 0 => break,
+                RunStatus::Failed | RunStatus::Interrupted | RunStatus::NeedsAttention => {
+                    let orphans: Vec<StepId> = state
+                        .workflow
+                        .steps
+                        .iter()
+                        .zip(&state.steps)
+                        .filter(|(_, s)| s.phase == StepPhase::Orphan)
+                        .map(|(spec, _)| spec.id.clone())
+                        .collect();
+                    let (rerun, skip) = if dice.below(2) == 0 { (orphans, vec![]) } else { (vec![], orphans) };
+                    apply(&mut state, EventKind::RunResumed { rerun, skip }, &mut clock);
+                    continue;
+                }
+                RunStatus::Running => {}
+            }
+            let busy: Vec<(StepId, StepPhase, Attempt)> = state
+                .workflow
+                .steps
+                .iter()
+                .zip(&state.steps)
+                .filter(|(_, s)| matches!(s.phase, StepPhase::Running | StepPhase::Checking))
+                .map(|(spec, s)| (spec.id.clone(), s.phase, s.attempt))
+                .collect();
+            if busy.is_empty() {
+                // Nothing runs: only a retry is due later.
+                clock += 60;
+                continue;
+            }
+            let (step, phase, attempt) = busy[dice.below(busy.len())].clone();
+            let kind = match (phase, dice.below(10)) {
+                (_, 0) => EventKind::RunInterrupted { reason: "crash".to_owned(), running: vec![] },
+                (StepPhase::Checking, n) => EventKind::StepChecked {
+                    step,
+                    attempt,
+                    done: n % 2 == 0,
+                    outputs: serde_json::Map::new(),
+                    error: (n == 9).then(|| "cannot tell".to_owned()),
+                    artifacts: vec![],
+                },
+                (_, 1..=2) => {
+                    let retry_at = state.retry_at_after_failure(&step, attempt, t(clock), 0);
+                    EventKind::StepFailed {
+                        step,
+                        attempt,
+                        error: "exit status 1".to_owned(),
+                        outputs: serde_json::Map::new(),
+                        retry_at,
+                        exit_code: Some(1),
+                        artifacts: vec![],
+                        duration_ms: 1,
+                    }
+                }
+                (_, 3) => EventKind::StepPolled {
+                    step,
+                    attempt,
+                    outputs: serde_json::Map::new(),
+                    next_at: t(clock + 5),
+                    artifacts: vec![],
+                    duration_ms: 1,
+                },
+                _ => ok(step.as_str(), attempt.0),
+            };
+            apply(&mut state, kind, &mut clock);
+        }
+        assert!(
+            matches!(state.status, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled),
+            "round {round} ({}) did not end: {:?}",
+            state.workflow.name,
+            state.status
+        );
+    }
+}
