@@ -793,7 +793,7 @@ on_failure:
         let yaml = [DIAMOND, BRANCH, RETRY, UNSAFE, WIDE, CHECKED, HANDLED][round % 7];
         let mut state = fold(yaml, &[]);
         let mut clock = 1;
-        let mut apply = |state: &mut RunState, kind: EventKind, clock: &mut i64| {
+        let apply = |state: &mut RunState, kind: EventKind, clock: &mut i64| {
             *clock += 1;
             state
                 .apply(&Event { at: t(*clock), kind: kind.clone() })
