@@ -450,6 +450,9 @@ struct Finished {
     check: bool,
 }
 
+/// An attempt of a kind that runs inline, for the run's own task to await.
+type InlineAttempt = std::pin::Pin<Box<dyn std::future::Future<Output = Finished> + Send>>;
+
 /// Steps to launch after the next flush (with `true` for a step's `check`), and when to wake up
 /// if nothing else happens.
 type Launches = (Vec<(StepId, Attempt, bool)>, Option<DateTime<Utc>>);
@@ -485,8 +488,18 @@ impl RunLoop {
         loop {
             let (launches, wake_at) = self.decide_all(draining)?;
             self.flush().await?;
+            let mut inline = Vec::new();
             for (step, attempt, check) in launches {
-                self.launch(step, attempt, check, done_tx.clone());
+                inline.extend(self.launch(step, attempt, check, done_tx.clone()));
+            }
+            if !inline.is_empty() {
+                // Kinds that run inline finish without waiting: their results are decided on
+                // at once, without a hand-off to another task and back.
+                for attempt in inline {
+                    let finished = attempt.await;
+                    self.finished(finished);
+                }
+                continue;
             }
             if self.state.status != RunStatus::Running {
                 return Ok(self.state.status);
@@ -610,11 +623,19 @@ impl RunLoop {
         stopped
     }
 
-    fn launch(&mut self, step: StepId, attempt: Attempt, check: bool, done: mpsc::UnboundedSender<Finished>) {
-        let Some(mut spec) = self.state.step_index(&step).map(|i| self.state.workflow.steps[i].clone()) else { return };
+    /// Starts an attempt (or a check) in a task of its own, which reports on `done`; for a kind
+    /// that runs inline, returns the attempt for the caller to await in the run's own task.
+    fn launch(
+        &mut self,
+        step: StepId,
+        attempt: Attempt,
+        check: bool,
+        done: mpsc::UnboundedSender<Finished>,
+    ) -> Option<InlineAttempt> {
+        let mut spec = self.state.step_index(&step).map(|i| self.state.workflow.steps[i].clone())?;
         if check {
             // The check runs as a step of its own kind, with the step's context and env.
-            let Some(look) = spec.check.clone() else { return };
+            let look = spec.check.clone()?;
             spec.kind = look.kind;
             spec.config = look.config;
         }
@@ -650,57 +671,63 @@ impl RunLoop {
         let environment = self.environment.clone();
         let run_id = self.run_id;
         let span = tracing::info_span!("step", step = %step, attempt = attempt.0);
-        tokio::spawn(
-            async move {
-                let started = Instant::now();
-                let result = match kind {
-                    None => StepResult::failed(format!("unknown step kind `{}`", spec.kind)),
-                    Some(kind) => {
-                        let mut env = Vec::new();
-                        let mut env_error = None;
-                        for (name, template) in &spec.env {
-                            match templates.render_text(template, &context) {
-                                Ok(value) => env.push((name.clone(), value)),
-                                Err(problem) => env_error = Some(format!("env `{name}`: {problem}")),
-                            }
+        let inline = kind.as_ref().is_some_and(|kind| kind.runs_inline());
+        let work = async move {
+            let started = Instant::now();
+            let result = match kind {
+                None => StepResult::failed(format!("unknown step kind `{}`", spec.kind)),
+                Some(kind) => {
+                    let mut env = Vec::new();
+                    let mut env_error = None;
+                    for (name, template) in &spec.env {
+                        match templates.render_text(template, &context) {
+                            Ok(value) => env.push((name.clone(), value)),
+                            Err(problem) => env_error = Some(format!("env `{name}`: {problem}")),
                         }
-                        match env_error {
-                            Some(error) => StepResult::failed(error),
-                            None => {
-                                let request = StepRequest {
-                                    run_id,
-                                    step: step.clone(),
-                                    attempt,
-                                    config: spec.config.clone(),
-                                    context,
-                                    templates: Arc::clone(&templates),
-                                    env,
-                                    cancel: token.clone(),
-                                    artifacts,
-                                    inherited_env: environment.vars.clone(),
-                                    working_dir: environment.dir.clone(),
-                                    first_started_at,
-                                    children,
-                                    history,
-                                    answer,
-                                };
-                                match resolve_duration(
-                                    &templates,
-                                    spec.timeout_template.as_deref(),
-                                    spec.timeout_ms,
-                                    &context_for_timeout,
-                                ) {
-                                    Ok(timeout) => execute_with_timeout(kind.as_ref(), request, timeout, &token).await,
-                                    Err(error) => StepResult::failed(format!("timeout: {error}")),
-                                }
+                    }
+                    match env_error {
+                        Some(error) => StepResult::failed(error),
+                        None => {
+                            let request = StepRequest {
+                                run_id,
+                                step: step.clone(),
+                                attempt,
+                                config: spec.config.clone(),
+                                context,
+                                templates: Arc::clone(&templates),
+                                env,
+                                cancel: token.clone(),
+                                artifacts,
+                                inherited_env: environment.vars.clone(),
+                                working_dir: environment.dir.clone(),
+                                first_started_at,
+                                children,
+                                history,
+                                answer,
+                            };
+                            match resolve_duration(
+                                &templates,
+                                spec.timeout_template.as_deref(),
+                                spec.timeout_ms,
+                                &context_for_timeout,
+                            ) {
+                                Ok(timeout) => execute_with_timeout(kind.as_ref(), request, timeout, &token).await,
+                                Err(error) => StepResult::failed(format!("timeout: {error}")),
                             }
                         }
                     }
-                };
-                let _ = done.send(Finished { step, attempt, result, duration: started.elapsed(), check });
-            }
-            .instrument(span),
-        );
+                }
+            };
+            Finished { step, attempt, result, duration: started.elapsed(), check }
+        }
+        .instrument(span);
+        if inline {
+            return Some(Box::pin(work));
+        }
+        tokio::spawn(async move {
+            let _ = done.send(work.await);
+        });
+        None
     }
 
     /// Records an operator's answer to a waiting `approval` step, durably, then tells the step.

@@ -177,6 +177,15 @@ pub trait StepKind: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether an attempt of this kind finishes at once, doing no IO and never waiting (it
+    /// computes from its configuration and context): the executor then runs it in the run's
+    /// own task rather than in a task of its own, and decides on its result without a
+    /// hand-off between threads. Such a kind must not block: cancellation and timeouts do not
+    /// reach it.
+    fn runs_inline(&self) -> bool {
+        false
+    }
+
     /// Whether a step of this kind waits for an operator's answer (`runbook approve`,
     /// `reject`), which the executor records and hands over through `StepRequest::answer`;
     /// answers to steps of other kinds are refused.

@@ -26,6 +26,10 @@ impl StepKind for SetKind {
         "set"
     }
 
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
     fn check_config(&self, config: &Node, check: &mut ConfigCheck<'_>) -> serde_json::Value {
         match &config.value {
             Value::Map(entries) if !entries.is_empty() => {
