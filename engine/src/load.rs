@@ -1454,3 +1454,6 @@ fn ancestors(drafts: &[DraftStep]) -> Vec<BTreeSet<usize>> {
     }
     (0..drafts.len()).map(|i| compute(i, drafts, &index, &mut result)).collect()
 }
+
+#[cfg(test)]
+mod tests;
