@@ -2,7 +2,7 @@
 //! binary, observed through `runbook runs --json` (answered by the daemon over the store's
 //! socket), with restarts, SIGKILL, SIGTERM and SIGHUP. Every wait is bounded and short.
 //!
-//! The benchmark of 1,000 idle schedules runs only with `RUNBOOK_DAEMON_BENCH=1`.
+//! The daemon's idle cost with 1,000 schedules is a benchmark: benches/idle_schedules.rs.
 
 use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
 use std::path::PathBuf;
@@ -527,57 +527,4 @@ steps:
     assert!((3_900..5_500).contains(&gap), "the second run started {gap} ms after the escalation:\n{}", daemon.log());
     assert!(daemon.log().contains("(cooldown)"), "{}", daemon.log());
     assert_eq!(daemon.stop(), 0);
-}
-
-/// Not a timed test: 1,000 idle schedules, the daemon's memory and CPU. `RUNBOOK_DAEMON_BENCH=1`
-/// runs it (for `RUNBOOK_DAEMON_BENCH_SECS`, default 60) and prints the figures.
-#[test]
-fn bench_a_thousand_idle_schedules() {
-    if std::env::var("RUNBOOK_DAEMON_BENCH").is_err() {
-        eprintln!("skipped: set RUNBOOK_DAEMON_BENCH=1 to measure 1,000 idle schedules");
-        return;
-    }
-    let seconds: u64 = std::env::var("RUNBOOK_DAEMON_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    let sandbox = Sandbox::new();
-    for n in 0..1_000 {
-        sandbox.write(
-            &format!("wf/idle-{n:04}.yaml"),
-            &format!("name: idle-{n:04}\nschedule: \"0 0 1 1 *\"\nsteps:\n  - id: a\n    run: echo\n"),
-        );
-    }
-    let started = Instant::now();
-    let daemon = Daemon::start(&sandbox, &[]);
-    let ready_after = started.elapsed();
-    let pid = daemon.child.id();
-    // Let the start settle, then measure the idle time only.
-    std::thread::sleep(Duration::from_secs(2));
-    let (rss_before, cpu_before) = sample(pid);
-    std::thread::sleep(Duration::from_secs(seconds));
-    let (rss_after, cpu_after) = sample(pid);
-    let cpu_per_minute = (cpu_after - cpu_before) * 60.0 / seconds as f64;
-    eprintln!(
-        "1000 idle schedules: ready after {:.2}s; RSS {:.1} MiB -> {:.1} MiB; CPU {:.3} s per minute idle ({:.3}%)",
-        ready_after.as_secs_f64(),
-        rss_before as f64 / 1024.0,
-        rss_after as f64 / 1024.0,
-        cpu_per_minute,
-        cpu_per_minute / 60.0 * 100.0
-    );
-}
-
-/// The RSS (KiB) and the CPU time (user + system, seconds) of a process.
-fn sample(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
-    // /proc counts in USER_HZ, which Linux fixes at 100 ticks a second for user space.
-    (rss, ticks as f64 / 100.0)
 }
