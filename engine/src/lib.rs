@@ -20,6 +20,7 @@ pub mod load;
 pub mod mask;
 pub mod model;
 pub mod schedule;
+pub mod schedules;
 pub mod scheduler;
 pub mod state;
 pub mod step;
