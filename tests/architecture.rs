@@ -88,7 +88,9 @@ fn module_of(src: &Path, file: &Path) -> String {
 fn code_of(source: &str) -> String {
     let lines: Vec<&str> = source.lines().collect();
     let tests = lines.windows(2).position(|pair| {
-        pair[0].trim() == "#[cfg(test)]" && pair[1].trim_start().starts_with("mod ") && pair[1].trim_end().ends_with('{')
+        pair[0].trim() == "#[cfg(test)]"
+            && pair[1].trim_start().starts_with("mod ")
+            && pair[1].trim_end().ends_with('{')
     });
     lines[..tests.unwrap_or(lines.len())]
         .iter()
@@ -289,7 +291,8 @@ fn the_engine_knows_no_step_kind_by_name() {
         let lines: Vec<&str> = code.lines().collect();
         let mut in_kind_match = None;
         for (number, line) in lines.iter().enumerate() {
-            let place = format!("{}:{}: {}", file.strip_prefix(root()).unwrap_or(&file).display(), number + 1, line.trim());
+            let place =
+                format!("{}:{}: {}", file.strip_prefix(root()).unwrap_or(&file).display(), number + 1, line.trim());
             if patterns.iter().any(|p| p.is_match(line)) {
                 found.push(place.clone());
             }
