@@ -26,7 +26,6 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-use crate::app::elapsed;
 use crate::term::Term;
 
 /// Reads a run's state from the log: how live progress learns what a resumed child run already did.
@@ -837,4 +836,10 @@ pub fn runs_table(term: &Term, runs: &[RunSummary]) {
             run.finished_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".to_owned())
         ));
     }
+}
+
+/// Seconds, minutes or hours between two instants, for people.
+fn elapsed(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let ms = u64::try_from((to - from).num_milliseconds()).unwrap_or(0);
+    runbook_engine::duration::format_elapsed_ms(ms)
 }

@@ -6,6 +6,7 @@
 //! working directory and environment; the server runs the command as if it
 //! had been started there and answers with [`Frame`] lines (stdout, stderr,
 //! then the exit code). A client that goes away interrupts what it started.
+//! The server runs a command through the same table as `main`, `commands::dispatch`.
 
 use anyhow::{Context as _, Result, anyhow};
 use clap::Parser as _;
@@ -18,7 +19,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, Caller, exit};
+use crate::commands;
+use crate::context::{App, Caller, Context};
+use crate::exit;
 use crate::flags::Cli;
 use crate::term::{Frame, Term};
 use runbook_engine::executor::RunEnvironment;
@@ -146,14 +149,9 @@ async fn serve_one(app: Arc<App>, stream: UnixStream) -> Result<()> {
                 workflows_dir,
                 gone,
             };
-            match app.dispatch(cli.command, &term, &caller).await {
-                Ok(code) => code,
-                Err(error) => {
-                    let code = crate::error_exit_code(&error);
-                    term.err(crate::error_text(&error));
-                    code
-                }
-            }
+            let mut context = Context::served(Arc::clone(&app), term.clone(), caller);
+            let outcome = commands::dispatch(cli.command, &mut context).await;
+            exit::code(outcome, &term)
         }
         Err(error) => {
             term.err(error.to_string());

@@ -21,6 +21,7 @@ pub mod mask;
 pub mod model;
 pub mod schedule;
 pub mod scheduler;
+pub mod schedules;
 pub mod state;
 pub mod step;
 pub mod template;

@@ -1,6 +1,6 @@
 //! `runbook bundle RUN_ID [--out DIR] [--email]`: a bundle for a run that is
 //! not executing, written with the configuration of the run's `bundle` step
-//! when it has one, its events appended to the run's stream.
+//! when it has one, its events recorded on the run's stream (checked against the run).
 //!
 //! With `--email` and no `--out`, the last bundle the runs recorded is sent
 //! when it is still on disk as recorded and was not emailed yet (the way to
@@ -8,7 +8,7 @@
 //! again. Otherwise a new bundle is written first.
 
 use chrono::Utc;
-use runbook_engine::event::{Event, EventKind};
+use runbook_engine::event::EventKind;
 use runbook_engine::executor::RunEnvironment;
 use runbook_engine::ids::RunId;
 use runbook_engine::journal::Journal;
@@ -140,7 +140,7 @@ pub async fn run_command(
                 sha256: written.sha256.clone(),
                 size: written.size,
             };
-            append(journal, run, vec![event]).await?;
+            record(journal, run, vec![event]).await?;
             (run, written)
         }
     };
@@ -308,20 +308,16 @@ async fn send_and_record(
             job.redactor.redact_text(&last.unwrap_or_default())
         ))
     };
-    append(journal, holder, events).await?;
+    record(journal, holder, events).await?;
     Ok(outcome)
 }
 
-/// Appends events to a run's stream and refreshes the run index.
-async fn append(journal: &Journal, run: RunId, kinds: Vec<EventKind>) -> Result<(), CommandError> {
+/// Records events on a run's stream, checked against the run (`Journal::record`, which also
+/// refreshes the run index).
+async fn record(journal: &Journal, run: RunId, kinds: Vec<EventKind>) -> Result<(), CommandError> {
     if kinds.is_empty() {
         return Ok(());
     }
-    let (_, next) = journal.load(run).map_err(|e| CommandError::Failed(e.to_string()))?;
-    let at = Utc::now();
-    let events: Vec<Event> = kinds.into_iter().map(|kind| Event { at, kind }).collect();
-    journal.append(run, next, &events).await.map_err(|e| CommandError::Failed(e.to_string()))?;
-    let (state, _) = journal.load(run).map_err(|e| CommandError::Failed(e.to_string()))?;
-    journal.index(&state).map_err(|e| CommandError::Failed(e.to_string()))?;
+    journal.record(run, kinds).await.map_err(|e| CommandError::Failed(e.to_string()))?;
     Ok(())
 }

@@ -18,17 +18,18 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::app::{App, Caller, Follow, UsageError, exit};
-use crate::term::Term;
+use super::run::{Follow, execute_and_follow};
+use crate::context::{Caller, Context};
+use crate::exit::{self, UsageError};
 
 /// The shipped runbooks, built into the binary so that the demo runs anywhere.
 pub const WORKFLOWS: &[(&str, &str)] = &[
-    ("lb-incident.yaml", include_str!("../workflows/lb-incident.yaml")),
-    ("diagnose.yaml", include_str!("../workflows/diagnose.yaml")),
-    ("ingress.yaml", include_str!("../workflows/ingress.yaml")),
-    ("recreate.yaml", include_str!("../workflows/recreate.yaml")),
-    ("capture.yaml", include_str!("../workflows/capture.yaml")),
-    ("escalate.yaml", include_str!("../workflows/escalate.yaml")),
+    ("lb-incident.yaml", include_str!("../../workflows/lb-incident.yaml")),
+    ("diagnose.yaml", include_str!("../../workflows/diagnose.yaml")),
+    ("ingress.yaml", include_str!("../../workflows/ingress.yaml")),
+    ("recreate.yaml", include_str!("../../workflows/recreate.yaml")),
+    ("capture.yaml", include_str!("../../workflows/capture.yaml")),
+    ("escalate.yaml", include_str!("../../workflows/escalate.yaml")),
 ];
 
 /// Scenario names, in the order the help lists them.
@@ -76,11 +77,13 @@ struct Endpoints {
 }
 
 /// `runbook demo [--scenario NAME] [--json]`.
-pub async fn demo(app: &Arc<App>, scenario: &str, json: bool, term: &Term, caller: &Caller) -> Result<u8> {
+pub async fn demo(context: &mut Context, scenario: &str, json: bool) -> Result<u8> {
+    let app = context.app().await?;
+    let (term, caller) = (&context.term, &context.caller);
     if !SCENARIOS.contains(&scenario) {
         return Err(anyhow!(UsageError(format!("unknown scenario `{scenario}`: one of {}", SCENARIOS.join(", ")))));
     }
-    let store_dir = app.engine.journal().store().path().to_path_buf();
+    let store_dir = app.journal().store().path().to_path_buf();
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let work = store_dir.join("demo").join(format!("{scenario}-{stamp}"));
     let workflows = work.join("workflows");
@@ -142,10 +145,10 @@ pub async fn demo(app: &Arc<App>, scenario: &str, json: bool, term: &Term, calle
     let run_id = app.engine.start_run(&loaded, inputs, None, &environment).await?;
     let demo_caller = Caller { environment, workflows_dir: workflows, gone: caller.gone.clone() };
     let follow = if json { Follow::Quiet } else { Follow::Progress };
-    let code = app.execute_and_follow(run_id, follow, term, &demo_caller).await?;
+    let code = execute_and_follow(&app, run_id, follow, term, &demo_caller).await?;
     drop(endpoints);
 
-    let (state, _) = app.engine.journal().load(run_id)?;
+    let (state, _) = app.journal().load(run_id)?;
     let bundle = state.outputs.get("bundle").and_then(|b| b.as_str()).filter(|b| !b.is_empty()).map(str::to_owned);
     if json {
         let value = serde_json::json!({

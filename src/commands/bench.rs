@@ -15,9 +15,9 @@
 
 use anyhow::{Context as _, Result};
 use chrono::Utc;
-use runbook_engine::event::{Event, EventKind, Outputs};
+use runbook_engine::event::{EventKind, Outputs};
 use runbook_engine::executor::{Engine, Observed, RunControl, RunEnvironment};
-use runbook_engine::ids::{Attempt, RunId, Seq, StepId};
+use runbook_engine::ids::{Attempt, RunId, StepId};
 use runbook_engine::journal::Journal;
 use runbook_engine::load::{LoadedWorkflow, load_str};
 use runbook_engine::state::RunStatus;
@@ -33,7 +33,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-use crate::term::Term;
+use crate::context::Context;
+use crate::exit;
 
 /// How much work each phase does.
 #[derive(Debug, Clone, Copy)]
@@ -102,10 +103,13 @@ pub struct Figures {
     pub bytes_per_event_replay: f64,
 }
 
-/// Runs every phase in a directory beside `store_dir` and prints the figures.
-pub async fn run(store_dir: &Path, json: bool, quick: bool, term: &Term) -> Result<u8> {
+/// `runbook bench [--json] [--quick]`: runs every phase in a directory beside the store and
+/// prints the figures.
+pub async fn bench(context: &mut Context, json: bool, quick: bool) -> Result<u8> {
+    let store_dir = context.store_dir()?;
+    let term = &context.term;
     let counts = if quick { Counts::QUICK } else { Counts::FULL };
-    let scratch = Scratch::create(store_dir)?;
+    let scratch = Scratch::create(&store_dir)?;
     if !json {
         term.out(format!(
             "runbook bench{}: {} CPUs, scratch directory {} (removed at the end)",
@@ -120,14 +124,14 @@ pub async fn run(store_dir: &Path, json: bool, quick: bool, term: &Term) -> Resu
         _ = tokio::signal::ctrl_c() => None,
     };
     drop(scratch);
-    let Some(figures) = measured else { return Ok(crate::app::exit::INTERRUPTED) };
+    let Some(figures) = measured else { return Ok(exit::INTERRUPTED) };
     let figures = figures?;
     if json {
         term.out(serde_json::to_string_pretty(&figures)?);
     } else {
         term.out(report(&figures));
     }
-    Ok(crate::app::exit::OK)
+    Ok(exit::OK)
 }
 
 async fn measure(dir: &Path, counts: Counts) -> Result<Figures> {
@@ -480,22 +484,22 @@ async fn replay(dir: &Path, replay_events: u64, resume_events: u64) -> Result<Re
     })
 }
 
-/// Appends events in batches of this many: the fixtures are written, not executed.
+/// Records events in batches of this many: the fixtures are written, not executed.
 const FIXTURE_BATCH: usize = 1_000;
 
-/// Appends `events` to a new run, in batches.
-async fn append_all(engine: &Engine, run: RunId, events: impl Iterator<Item = Event>) -> Result<u64> {
-    let mut next = Seq(2);
+/// Records `events` on a new run, in batches, each checked against the run by `Journal::record`
+/// as any event recorded from outside an executor is. Only the fixtures' writing pays for the
+/// checks: the replay and resume figures are measured on the runs once written.
+async fn record_all(engine: &Engine, run: RunId, events: impl Iterator<Item = EventKind>) -> Result<u64> {
     let mut batch = Vec::with_capacity(FIXTURE_BATCH);
-    for event in events {
-        batch.push(event);
+    for kind in events {
+        batch.push(kind);
         if batch.len() == FIXTURE_BATCH {
-            next = engine.journal().append(run, next, &batch).await?;
-            batch.clear();
+            engine.journal().record(run, std::mem::take(&mut batch)).await?;
         }
     }
-    next = engine.journal().append(run, next, &batch).await?;
-    Ok(next.0 - 1)
+    let state = engine.journal().record(run, batch).await?;
+    Ok(state.events)
 }
 
 /// A run with `events` events: ten finished `set` steps, then one step polling (`until`) that
@@ -516,47 +520,41 @@ async fn write_polling_run(engine: &Arc<Engine>, events: u64) -> Result<RunId> {
         let mut outputs = Outputs::new();
         outputs.insert("n".to_owned(), serde_json::json!(i));
         outputs.insert("label".to_owned(), serde_json::json!(format!("step {i}")));
-        finished_step(at, step, outputs)
+        finished_step(step, outputs)
     });
     let wait = step_id("wait");
     let polls = (1..).flat_map(move |attempt| {
         let mut outputs = Outputs::new();
         outputs.insert("ready".to_owned(), serde_json::json!(false));
         [
-            Event { at, kind: EventKind::StepStarted { step: wait.clone(), attempt: Attempt(attempt) } },
-            Event {
-                at,
-                kind: EventKind::StepPolled {
-                    step: wait.clone(),
-                    attempt: Attempt(attempt),
-                    outputs,
-                    next_at: at + chrono::Duration::seconds(1),
-                    artifacts: Vec::new(),
-                    duration_ms: 0,
-                },
+            EventKind::StepStarted { step: wait.clone(), attempt: Attempt(attempt) },
+            EventKind::StepPolled {
+                step: wait.clone(),
+                attempt: Attempt(attempt),
+                outputs,
+                next_at: at + chrono::Duration::seconds(1),
+                artifacts: Vec::new(),
+                duration_ms: 0,
             },
         ]
     });
     let remaining = usize::try_from(events.saturating_sub(1)).unwrap_or(usize::MAX);
-    let written = append_all(engine, run, finished.chain(polls).take(remaining)).await?;
+    let written = record_all(engine, run, finished.chain(polls).take(remaining)).await?;
     anyhow::ensure!(written == events, "wrote {written} events, not {events}");
     Ok(run)
 }
 
 /// The two events of a step that started and succeeded at its first attempt.
-fn finished_step(at: chrono::DateTime<Utc>, step: StepId, outputs: Outputs) -> [Event; 2] {
+fn finished_step(step: StepId, outputs: Outputs) -> [EventKind; 2] {
     [
-        Event { at, kind: EventKind::StepStarted { step: step.clone(), attempt: Attempt(1) } },
-        Event {
-            at,
-            kind: EventKind::StepSucceeded {
-                step,
-                attempt: Attempt(1),
-                outputs,
-                exit_code: None,
-                artifacts: Vec::new(),
-                duration_ms: 0,
-            },
+        EventKind::StepStarted { step: step.clone(), attempt: Attempt(1) },
+        EventKind::StepSucceeded {
+            step,
+            attempt: Attempt(1),
+            outputs,
+            exit_code: None,
+            artifacts: Vec::new(),
+            duration_ms: 0,
         },
     ]
 }
@@ -572,18 +570,15 @@ async fn write_interrupted_run(engine: &Arc<Engine>, events: u64) -> Result<RunI
     yaml.push_str("  - id: last\n    needs: [s0]\n    set:\n      n: \"{{ steps.s0.outputs.n + 1 }}\"\n");
     let loaded = workflow(engine, "bench-resume", &yaml)?;
     let run = engine.start_run(&loaded, serde_json::Map::new(), None, &RunEnvironment::default()).await?;
-    let at = Utc::now();
     let finished = (0..finished_steps).flat_map(move |i| {
         let step = step_id(&format!("s{i}"));
         let mut outputs = Outputs::new();
         outputs.insert("n".to_owned(), serde_json::json!(i));
-        finished_step(at, step, outputs)
+        finished_step(step, outputs)
     });
-    let interrupted = Event {
-        at,
-        kind: EventKind::RunInterrupted { reason: "bench: the process stopped".to_owned(), running: Vec::new() },
-    };
-    append_all(engine, run, finished.chain(std::iter::once(interrupted))).await?;
+    let interrupted =
+        EventKind::RunInterrupted { reason: "bench: the process stopped".to_owned(), running: Vec::new() };
+    record_all(engine, run, finished.chain(std::iter::once(interrupted))).await?;
     Ok(run)
 }
 

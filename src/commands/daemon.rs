@@ -5,25 +5,22 @@
 //! SIGINT after a grace period. Also `runbook schedules`.
 //!
 //! What fires when is decided by `runbook_engine::scheduler` (pure); this
-//! module performs the decisions: it records each in the store's `schedules`
-//! namespace (durably, before the run a fire starts), starts and cancels
-//! runs, and tells the operator on stderr.
+//! module performs the decisions: it records each as the entry's state
+//! (`Journal::put_schedule_state`, durably, before the run a fire starts),
+//! starts and cancels runs, and tells the operator on stderr. What it needs to
+//! know of past runs (their escalations) it asks the engine
+//! (`Journal::escalation_of_tree`).
 
 use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, SecondsFormat, Utc};
 use runbook_engine::error::EngineError;
-use runbook_engine::event::EventKind;
 use runbook_engine::executor::{RunControl, RunEnvironment};
 use runbook_engine::ids::RunId;
 use runbook_engine::journal::Journal;
 use runbook_engine::load::{LoadedWorkflow, load_file};
 use runbook_engine::model::ScheduleSpec;
-use runbook_engine::scheduler::{
-    Decision, Entry, Escalated, Previous, SCHEDULES_NAMESPACE, ScheduleState, decide, entry_key, pause_reason, wake_at,
-};
+use runbook_engine::scheduler::{Decision, Entry, Previous, ScheduleState, decide, entry_key, pause_reason, wake_at};
 use runbook_engine::state::RunStatus;
-use runbook_engine::step::RunHistory as _;
-use runbook_storage::{EventLog as _, KvState as _};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +28,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, Caller, UsageError, exit};
+use crate::context::{App, Context};
+use crate::exit::{self, UsageError};
 use crate::flags::DaemonArgs;
 use crate::term::Term;
 
@@ -39,11 +37,11 @@ use crate::term::Term;
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// How long `cancel_previous` waits for the cancelled run to stop before starting the next.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
-/// How deep child runs are followed when looking for an escalation.
-const MAX_TREE_DEPTH: usize = 16;
 
 /// `runbook daemon`.
-pub async fn run(app: &Arc<App>, args: DaemonArgs, term: &Term, caller: &Caller) -> Result<u8> {
+pub async fn daemon(context: &mut Context, args: DaemonArgs) -> Result<u8> {
+    let app = context.app_handling_signals_itself().await?;
+    let (term, caller) = (&context.term, &context.caller);
     if matches!(term, Term::Remote(_)) {
         return Err(anyhow!(UsageError(format!(
             "the store is held by process {} (a daemon or a run); `runbook daemon` must hold the store itself: stop that process first",
@@ -59,7 +57,7 @@ pub async fn run(app: &Arc<App>, args: DaemonArgs, term: &Term, caller: &Caller)
     }
     let signals = Signals::listen()?;
     let mut daemon = Daemon {
-        app: Arc::clone(app),
+        app: Arc::clone(&app),
         term: term.clone(),
         environment: RunEnvironment { workflows_dir: Some(dir.clone()), ..caller.environment.clone() },
         dir,
@@ -72,7 +70,7 @@ pub async fn run(app: &Arc<App>, args: DaemonArgs, term: &Term, caller: &Caller)
     daemon.say(format!(
         "starting: process {}, store {}, workflows {}",
         std::process::id(),
-        app.engine.journal().store().path().display(),
+        app.journal().store().path().display(),
         daemon.dir.display()
     ));
     daemon.resume_interrupted().await;
@@ -159,7 +157,7 @@ struct Daemon {
 
 impl Daemon {
     fn journal(&self) -> &Arc<Journal> {
-        self.app.engine.journal()
+        self.app.journal()
     }
 
     /// A line for the operator on stderr (journald keeps it), and the same as a trace event.
@@ -274,7 +272,7 @@ impl Daemon {
     /// Stores an entry's new state after a skip or a queue (durably) and keeps it; a state that
     /// cannot be stored is kept in memory all the same: at worst a restart decides that time again.
     fn record(&mut self, key: &str, state: ScheduleState) {
-        if let Err(error) = write_state(self.journal(), key, &state) {
+        if let Err(error) = self.journal().put_schedule_state(key, &state) {
             self.say(format!("cannot record the state of schedule {key}: {error:#}"));
         }
         if let Some(scheduled) = self.entries.get_mut(key) {
@@ -310,7 +308,7 @@ impl Daemon {
         let state = scheduled.state.after(decision, Some(run), now);
         let note = state.last_note.as_ref().map(|n| format!(" ({})", n.reason)).unwrap_or_default();
         // A fire that is not durably recorded could fire again after a crash: its run does not start.
-        if let Err(error) = write_state(self.journal(), key, &state) {
+        if let Err(error) = self.journal().put_schedule_state(key, &state) {
             self.say(format!("{label}: cannot record the fire for {}: {error:#}", time_text(at)));
             return false;
         }
@@ -468,11 +466,11 @@ impl Daemon {
                 existing.wake = wake_at(&existing.entry, &existing.state, running);
                 continue;
             }
-            let state = match read_state(self.journal(), &key) {
+            let state = match self.journal().schedule_state(&key) {
                 Ok(Some(state)) => state,
                 Ok(None) => {
                     let state = ScheduleState::first_seen(now);
-                    if let Err(error) = write_state(self.journal(), &key, &state) {
+                    if let Err(error) = self.journal().put_schedule_state(&key, &state) {
                         self.say(format!("cannot record schedule {key}: {error:#}"));
                     }
                     state
@@ -486,7 +484,7 @@ impl Daemon {
                 }
             };
             if let Some(run) = state.last_run
-                && self.journal().store().next_seq(run.get()).is_ok_and(|next| next == 1)
+                && self.journal().has_started(run).is_ok_and(|started| !started)
             {
                 recorded_not_started.push((key.clone(), run));
             }
@@ -517,12 +515,11 @@ impl Daemon {
     /// Drops stored state of entries that no longer exist in workflows that loaded (an edited
     /// cron, a removed entry); a workflow that failed to load keeps its state for its return.
     fn forget_stale_state(&self, workflows: &[Arc<LoadedWorkflow>]) {
-        let Ok(stored) = self.journal().store().kv_scan(SCHEDULES_NAMESPACE) else { return };
-        for (key, _) in stored {
-            let text = String::from_utf8_lossy(&key);
-            let Some((name, _)) = text.split_once('#') else { continue };
-            if workflows.iter().any(|w| w.workflow.name == name) && !self.entries.contains_key(text.as_ref()) {
-                let _ = self.journal().store().kv_delete(SCHEDULES_NAMESPACE, &key);
+        let Ok(stored) = self.journal().schedule_keys() else { return };
+        for key in stored {
+            let Some((name, _)) = key.split_once('#') else { continue };
+            if workflows.iter().any(|w| w.workflow.name == name) && !self.entries.contains_key(&key) {
+                let _ = self.journal().delete_schedule_state(&key);
             }
         }
     }
@@ -611,7 +608,7 @@ fn prune_finished_runs(app: &Arc<App>, older_than: Duration, keep_failed: bool) 
     let cutoff =
         Utc::now() - chrono::TimeDelta::from_std(older_than).context("the --prune-older-than duration is too long")?;
     let options = runbook_engine::integrity::PruneOptions { cutoff, keep_failed, dry_run: false };
-    let report = runbook_engine::integrity::prune(app.engine.journal(), &options, &|run| app.is_executing(run))?;
+    let report = runbook_engine::integrity::prune(app.journal(), &options, &|run| app.is_executing(run))?;
     Ok(format!(
         "pruned {} runs ({} events, {} bytes of artifacts) that finished before {}{}",
         report.runs.len(),
@@ -703,72 +700,24 @@ fn load_dir(
     (workflows, problems)
 }
 
-fn read_state(journal: &Journal, key: &str) -> Result<Option<ScheduleState>> {
-    let Some(bytes) = journal.store().kv_get(SCHEDULES_NAMESPACE, key.as_bytes())? else { return Ok(None) };
-    let state = serde_json::from_slice(&bytes).with_context(|| format!("schedule state {key} is not valid JSON"))?;
-    Ok(Some(state))
-}
-
-fn write_state(journal: &Journal, key: &str, state: &ScheduleState) -> Result<()> {
-    let bytes = serde_json::to_vec(state)?;
-    journal.store().kv_put(SCHEDULES_NAMESPACE, key.as_bytes(), &bytes)?;
-    Ok(())
-}
-
 /// What the scheduler needs to know of the run an entry started last. `ours` says whether the
 /// daemon executes a run (its task may not have registered with the engine yet).
 fn previous_of(app: &App, entry: &Entry, state: &ScheduleState, ours: impl Fn(RunId) -> bool) -> Previous {
     let Some(run) = state.last_run else { return Previous::default() };
     let running = ours(run) || app.is_executing(run);
     let escalation = if entry.pause_while_escalated || entry.cooldown.is_some() {
-        escalation_of(app.engine.journal(), run)
+        app.journal().escalation_of_tree(run)
     } else {
         None
     };
     Previous { run: Some(run), running, escalation }
 }
 
-/// The latest escalation in a run and its child runs, and whether every escalated run of them
-/// was acknowledged (or the top run was).
-fn escalation_of(journal: &Journal, root: RunId) -> Option<Escalated> {
-    let mut latest: Option<(RunId, DateTime<Utc>)> = None;
-    let mut all_acknowledged = true;
-    let mut root_acknowledged = false;
-    let mut queue = vec![(root, 0)];
-    while let Some((run, depth)) = queue.pop() {
-        let mut bundle_at = None;
-        let mut acknowledged = false;
-        for item in journal.events(run) {
-            let Ok((_, event)) = item else { break };
-            match event.kind {
-                EventKind::BundleCreated { .. } => bundle_at = Some(event.at),
-                EventKind::RunAcknowledged { .. } => acknowledged = true,
-                _ => {}
-            }
-        }
-        if run == root {
-            root_acknowledged = acknowledged;
-        }
-        if let Some(at) = bundle_at {
-            all_acknowledged &= acknowledged;
-            if latest.is_none_or(|(_, t)| at > t) {
-                latest = Some((run, at));
-            }
-        }
-        if depth < MAX_TREE_DEPTH {
-            for (_, child) in journal.children(run).unwrap_or_default() {
-                queue.push((child, depth + 1));
-            }
-        }
-    }
-    let (run, at) = latest?;
-    Some(Escalated { run, at, acknowledged: all_acknowledged || root_acknowledged })
-}
-
 /// `runbook schedules`: every entry of the workflows in `--workflows`, from the stored state;
 /// the same whether a daemon runs or not.
-pub fn schedules(app: &Arc<App>, json: bool, term: &Term, caller: &Caller) -> Result<u8> {
-    let dir = &caller.workflows_dir;
+pub async fn schedules(context: &mut Context, json: bool) -> Result<u8> {
+    let app = context.app().await?;
+    let (term, dir) = (&context.term, &context.caller.workflows_dir);
     if !dir.is_dir() {
         return Err(anyhow!(UsageError(format!(
             "no workflows directory {}: pass the directory of the workflow files with --workflows DIR",
@@ -783,28 +732,18 @@ pub fn schedules(app: &Arc<App>, json: bool, term: &Term, caller: &Caller) -> Re
             file.display()
         ));
     }
-    let journal = app.engine.journal();
+    let journal = app.journal();
     let now = Utc::now();
     let mut rows = Vec::new();
     for workflow in &workflows {
         for (index, spec) in workflow.workflow.schedules.iter().enumerate() {
             let Ok(entry) = Entry::from_spec(spec) else { continue };
             let key = entry_key(&workflow.workflow.name, index, spec);
-            let state = read_state(journal, &key).ok().flatten();
-            let previous = state.as_ref().map(|s| previous_of(app, &entry, s, |_| false)).unwrap_or_default();
+            let state = journal.schedule_state(&key).ok().flatten();
+            let previous = state.as_ref().map(|s| previous_of(&app, &entry, s, |_| false)).unwrap_or_default();
             let last_run = previous.run.map(|run| {
-                let status = match journal.load(run) {
-                    Ok((run_state, _)) => {
-                        let logged = run_state.status;
-                        let visible = if logged == RunStatus::Running && !app.is_executing(run) {
-                            RunStatus::Interrupted
-                        } else {
-                            logged
-                        };
-                        Some(visible.as_str())
-                    }
-                    Err(_) => None,
-                };
+                let status =
+                    journal.load(run).ok().map(|(run_state, _)| app.visible_status(run, run_state.status).as_str());
                 serde_json::json!({
                     "run_id": run,
                     "status": status,

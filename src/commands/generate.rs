@@ -1,27 +1,28 @@
 //! What is generated from the command line's own definition: shell completion
 //! scripts (clap_complete) and man pages (clap_mangen), and the workflow
 //! file's JSON Schema (see `schema`). Generated on demand, so that they always
-//! match the binary that prints them.
+//! match the binary that prints them. No store.
 
 use anyhow::{Context as _, Result};
 use clap::CommandFactory as _;
 use std::path::Path;
 
-use crate::app::exit;
+use crate::context::Context;
+use crate::exit;
 use crate::flags::Cli;
-use crate::term::Term;
 
 /// `runbook completions SHELL`: the script on stdout.
-pub fn completions(shell: clap_complete::Shell, term: &Term) -> u8 {
+pub fn completions(context: &Context, shell: clap_complete::Shell) -> u8 {
     let mut command = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "runbook", &mut script);
-    term.out_bytes(&script);
+    context.term.out_bytes(&script);
     exit::OK
 }
 
 /// `runbook man [--out DIR]`: runbook(1) on stdout, or every page written into DIR.
-pub fn man(out: Option<&Path>, term: &Term) -> Result<u8> {
+pub fn man(context: &Context, out: Option<&Path>) -> Result<u8> {
+    let term = &context.term;
     let command = Cli::command();
     let Some(dir) = out else {
         let mut page = Vec::new();
@@ -47,7 +48,7 @@ pub fn man(out: Option<&Path>, term: &Term) -> Result<u8> {
 }
 
 /// `runbook schema`: the workflow file's JSON Schema on stdout.
-pub fn schema(term: &Term) -> u8 {
-    term.out(crate::schema::workflow_schema_json().trim_end());
+pub fn schema(context: &Context) -> u8 {
+    context.term.out(crate::schema::workflow_schema_json().trim_end());
     exit::OK
 }
