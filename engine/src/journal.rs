@@ -251,7 +251,7 @@ impl Journal {
     /// Appends events at `expected_next`, durably, and returns the next seq.
     /// Honours `RUNBOOK_CRASH_AFTER_EVENTS`: the events up to the N-th are
     /// appended and the process aborts once they are durable.
-    pub async fn append(&self, run: RunId, expected_next: Seq, events: &[Event]) -> Result<Seq> {
+    pub(crate) async fn append(&self, run: RunId, expected_next: Seq, events: &[Event]) -> Result<Seq> {
         if events.is_empty() {
             return Ok(expected_next);
         }
