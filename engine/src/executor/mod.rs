@@ -496,14 +496,11 @@ impl RunLoop {
             for (step, attempt, check) in launches {
                 inline.extend(self.launch(step, attempt, check, done_tx.clone()));
             }
-            if !inline.is_empty() {
-                // Kinds that run inline finish without waiting: their results are decided on
-                // at once, without a hand-off to another task and back.
-                for attempt in inline {
-                    let finished = attempt.await;
-                    self.finished(finished);
-                }
-                continue;
+            // Kinds that run inline finish in this task, without a hand-off to another thread;
+            // their results go through the same channel as the others, so that the select
+            // below still sees a cancel, an interrupt, a drain or a lease renewal first.
+            for attempt in inline {
+                let _ = done_tx.send(attempt.await);
             }
             if self.state.status != RunStatus::Running {
                 return Ok(self.state.status);
@@ -521,9 +518,8 @@ impl RunLoop {
             }
             let sleep = wake_at.map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
             tokio::select! {
-                Some(finished) = done_rx.recv() => self.finished(finished),
-                Some(request) = answers_rx.recv() => self.answer(request).await,
-                () = sleep_for(sleep) => {}
+                // Controls first: a chain of inline steps always has a result ready.
+                biased;
                 () = control.drain.cancelled(), if !draining => draining = true,
                 () = control.cancel.cancelled() => {
                     let running = self.stop_steps(&mut done_rx).await;
@@ -545,6 +541,9 @@ impl RunLoop {
                         return Err(EngineError::Busy { run: self.run_id, holder: "another process that took over the lease".to_owned() });
                     }
                 }
+                Some(finished) = done_rx.recv() => self.finished(finished),
+                Some(request) = answers_rx.recv() => self.answer(request).await,
+                () = sleep_for(sleep) => {}
             }
         }
     }
